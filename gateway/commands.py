@@ -1,0 +1,113 @@
+"""The gateway's subcommands: `ledger verify` and `ledger demo`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `verify` and `demo` to the `ledger` command."""
+    verify = subparsers.add_parser(
+        "verify",
+        help="verify an evidence bundle (or a PDF against a log) offline",
+        description=(
+            "Check an evidence bundle offline: the log's checkpoint signature, "
+            "the witnesses' cosignatures, the time-stamp token, every inclusion "
+            "proof, the contract's hash chain, the document digest and the PDF "
+            "signatures. Exit status 0 only when every check passed."
+        ),
+    )
+    verify.add_argument("evidence", type=Path, metavar="BUNDLE|PDF",
+                        help="an evidence bundle, or a signed PDF with --log")
+    verify.add_argument("--policy", type=Path, metavar="FILE",
+                        help="trust policy (C2SP tlog-policy) to verify against; "
+                        "default: the bundle's own, which is self-asserted")
+    verify.add_argument("--log", metavar="URL",
+                        help="base URL of a log or mirror to fetch the evidence "
+                        "of a PDF from (the URL that serves /log/)")
+    verify.add_argument("--tsa-root", type=Path, metavar="FILE",
+                        help="TSA trust anchor (PEM) for a PDF verified with --log")
+    verify.add_argument("--ca-root", type=Path, metavar="FILE",
+                        help="signing CA root (PEM) for a PDF verified with --log")
+    verify.add_argument("--report", type=Path, metavar="FILE",
+                        help="also write the report for a court to FILE (.pdf or .html)")
+    verify.set_defaults(handler=run_verify)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="run the whole workflow on a contract and verify its evidence",
+        description=(
+            "Start a local cluster (log, TSA, three witnesses, one mirror), "
+            "enrol a person and an enterprise, upload, sign, send, countersign "
+            "and store a contract, then build and verify its evidence bundle."
+        ),
+    )
+    demo.add_argument("pdf", type=Path, nargs="?", metavar="PDF",
+                      help="contract to sign (default: a generated sample contract)")
+    demo.add_argument("--out", type=Path, required=True, metavar="DIR",
+                      help="folder for the signed PDF, the evidence and the log data")
+    demo.add_argument("--password", metavar="PW",
+                      help="password of an encrypted PDF")
+    demo.set_defaults(handler=run_demo)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """Verify a bundle or a PDF, print the report and return 0 only if valid."""
+    from gateway.report import render_text, write_report
+    from gateway.verify import verify_bundle
+
+    try:
+        data = args.evidence.read_bytes()
+        policy_text = args.policy.read_bytes() if args.policy else None
+    except OSError as error:
+        print(f"ledger verify: cannot read {error.filename}: {error.strerror}", file=sys.stderr)
+        return 2
+    if data.startswith(b"%PDF-"):
+        if not args.log:
+            print(
+                "ledger verify: a PDF needs --log URL to fetch its evidence from; "
+                "or pass its evidence bundle",
+                file=sys.stderr,
+            )
+            return 2
+        from gateway.fetch import EvidenceFetchError, fetch_evidence
+
+        try:
+            data = fetch_evidence(
+                data,
+                args.log,
+                tsa_root=args.tsa_root.read_bytes() if args.tsa_root else None,
+                ca_root=args.ca_root.read_bytes() if args.ca_root else None,
+                policy=policy_text,
+            )
+        except (EvidenceFetchError, OSError) as error:
+            print(f"ledger verify: {error}", file=sys.stderr)
+            return 1
+    result = verify_bundle(
+        data,
+        source=str(args.evidence),
+        policy_text=policy_text,
+        policy_source=str(args.policy) if args.policy else None,
+    )
+    sys.stdout.write(render_text(result))
+    if args.report:
+        try:
+            write_report(result, args.report)
+        except (OSError, ValueError) as error:
+            print(f"ledger verify: cannot write the report: {error}", file=sys.stderr)
+            return 2
+        print(f"report written to {args.report}")
+    return 0 if result.ok else 1
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Run the demo and return its exit status."""
+    from gateway.demo import DemoError, run_demo as demo
+
+    try:
+        return demo(args.pdf, args.out, password=args.password)
+    except DemoError as error:
+        print(f"ledger demo: {error}", file=sys.stderr)
+        return 1

@@ -1,0 +1,513 @@
+"""Verify an evidence bundle offline, as a numbered list of checks.
+
+The verifier needs no network and no secret: only the bundle and, ideally, a
+trust policy (C2SP tlog-policy) obtained independently of the service. Each
+check records passed or failed with its reason, or "not run" when an earlier
+check it depends on failed; the bundle is valid only when every check passed.
+
+Checks, in order (docs/evidence.md explains each):
+
+    1. bundle layout
+    2. trust policy
+    3. checkpoint signed by the log
+    4. witness cosignatures meet the quorum
+    5. checkpoint time-stamp token
+    6. inclusion of every entry in the checkpoint's tree
+    7. contract hash chain and step order
+    8. document digest matches the log
+    9. PDF signatures and signer certificates
+   10. disclosed salts open their commitments
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.results import Check, KeyFingerprint, TimelineStep, VerificationResult
+
+STEP_ORDER = ("upload", "sign", "send", "countersign", "store")
+
+TITLES = (
+    "Bundle layout",
+    "Trust policy",
+    "Checkpoint signed by the log key",
+    "Witness cosignatures meet the quorum",
+    "Checkpoint time-stamp token",
+    "Inclusion of every entry in the checkpoint",
+    "Contract hash chain and step order",
+    "Document digest matches the log",
+    "PDF signatures and signer certificates",
+    "Disclosed salts open their commitments",
+)
+
+
+class CheckFailed(Exception):
+    """A check did not hold; the message is the reason shown in the report."""
+
+
+@dataclass
+class _State:
+    """What earlier checks established, for the later ones."""
+
+    bundle: Any = None
+    policy: Any = None
+    checkpoint: Any = None
+    checkpoint_note: bytes = b""
+    entries: dict[int, dict[str, Any]] = field(default_factory=dict)
+    leaf_hashes: dict[int, bytes] = field(default_factory=dict)
+    contract_chain: list[int] = field(default_factory=list)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _iso_millis(value: Any) -> str:
+    if not isinstance(value, int):
+        return "unknown"
+    moment = dt.datetime.fromtimestamp(value / 1000, dt.timezone.utc)
+    return moment.isoformat(timespec="seconds")
+
+
+def _fingerprint(data: bytes) -> str:
+    return "SHA-256:" + hashlib.sha256(data).hexdigest()
+
+
+class BundleVerifier:
+    """Runs the numbered checks over one evidence bundle."""
+
+    def __init__(
+        self,
+        data: bytes,
+        *,
+        source: str,
+        policy_text: bytes | None = None,
+        policy_source: str | None = None,
+    ) -> None:
+        self.data = data
+        self.policy_text = policy_text
+        self.state = _State()
+        self.result = VerificationResult(source=source)
+        if policy_text is not None:
+            self.result.policy_source = policy_source or "given by the verifier"
+
+    def run(self) -> VerificationResult:
+        """Run every check and return the result; never raises for bad bundles."""
+        steps: list[Callable[[Check], None]] = [
+            self.check_layout,
+            self.check_policy,
+            self.check_checkpoint_signature,
+            self.check_cosignatures,
+            self.check_time_stamp,
+            self.check_inclusion,
+            self.check_chain,
+            self.check_document,
+            self.check_pdf_signatures,
+            self.check_salts,
+        ]
+        # Each check lists the earlier checks whose facts it uses.
+        needs = {1: [], 2: [1], 3: [2], 4: [3], 5: [3], 6: [3], 7: [6], 8: [7], 9: [7], 10: [6]}
+        checks = self.result.checks
+        for number, (title, step) in enumerate(zip(TITLES, steps), start=1):
+            check = Check(number, title)
+            checks.append(check)
+            blocked = [n for n in needs[number] if not checks[n - 1].passed]
+            if blocked:
+                check.reason = f"not run because check {blocked[0]} did not pass"
+                continue
+            try:
+                step(check)
+            except CheckFailed as error:
+                check.status = "failed"
+                check.reason = str(error)
+            else:
+                check.status = "passed"
+        return self.result
+
+    # 1. The bundle's layout.
+    def check_layout(self, check: Check) -> None:
+        from ledger.evidence import EvidenceError, read_bundle
+
+        try:
+            bundle = read_bundle(self.data)
+        except EvidenceError as error:
+            raise CheckFailed(f"not a valid evidence bundle: {error}") from error
+        self.state.bundle = bundle
+        self.result.contract = bundle.contract
+        self.result.origin = bundle.origin
+        self.result.document_sha256 = hashlib.sha256(bundle.document).hexdigest()
+        if not bundle.entries:
+            raise CheckFailed("the bundle holds no log entry")
+        check.reason = (
+            f"{len(bundle.entries)} entries, document of {len(bundle.document)} bytes"
+        )
+
+    # 2. The trust policy: given by the verifier, or the bundle's own.
+    def check_policy(self, check: Check) -> None:
+        from ledger.policy import PolicyError, parse_policy
+
+        bundle = self.state.bundle
+        text = self.policy_text
+        if text is None:
+            text = bundle.policy
+            self.result.policy_source = "the bundle's own policy.txt (self-asserted)"
+            self.result.warnings.append(
+                "The trust policy comes from the bundle itself, so it is "
+                "self-asserted by the service that built it. Pass --policy with "
+                "a policy obtained independently to rely on the result."
+            )
+        try:
+            policy = parse_policy(text)
+        except PolicyError as error:
+            raise CheckFailed(f"trust policy is invalid: {error}") from error
+        self.state.policy = policy
+        for log in policy.logs:
+            self.result.keys.append(
+                KeyFingerprint("log key", log.vkey, _fingerprint(log.vkey.encode()))
+            )
+        for witness in policy.witnesses:
+            self.result.keys.append(
+                KeyFingerprint(
+                    f"witness {witness.name}",
+                    witness.vkey,
+                    _fingerprint(witness.vkey.encode()),
+                )
+            )
+        check.reason = f"{len(policy.logs)} log key(s), {len(policy.witnesses)} witness key(s), quorum {policy.quorum_name}"
+
+    # 3. One checkpoint for every proof, signed by a log key of the policy.
+    def check_checkpoint_signature(self, check: Check) -> None:
+        from ledger.checkpoint import Checkpoint
+        from ledger.note import NoteError, parse_note
+        from ledger.tlog_proof import TlogProofError, parse_tlog_proof
+
+        notes = set()
+        for logged in self.state.bundle.entries:
+            try:
+                proof = parse_tlog_proof(logged.tlog_proof)
+            except TlogProofError as error:
+                raise CheckFailed(
+                    f"tlog-proof of leaf_index {logged.leaf_index} is malformed: {error}"
+                ) from error
+            if proof.index != logged.leaf_index:
+                raise CheckFailed(
+                    f"tlog-proof stored for leaf_index {logged.leaf_index} names "
+                    f"index {proof.index}"
+                )
+            notes.add(proof.checkpoint)
+        if len(notes) != 1:
+            raise CheckFailed(
+                f"the proofs use {len(notes)} different checkpoints; expected one"
+            )
+        note_bytes = notes.pop()
+        try:
+            note = parse_note(note_bytes)
+            checkpoint = Checkpoint.parse(note.text)
+        except (NoteError, ValueError) as error:
+            raise CheckFailed(f"checkpoint note is malformed: {error}") from error
+        if checkpoint.origin != self.state.bundle.origin:
+            raise CheckFailed(
+                f"checkpoint origin {checkpoint.origin!r} differs from the bundle's "
+                f"origin {self.state.bundle.origin!r}"
+            )
+        policy = self.state.policy
+        try:
+            log_name = policy.verify_log_signature(note, checkpoint.origin)
+        except NoteError as error:
+            raise CheckFailed(
+                f"checkpoint is not signed by a log key of the policy: {error}"
+            ) from error
+        self.state.checkpoint = checkpoint
+        self.state.checkpoint_note = note_bytes
+        self.result.tree_size = checkpoint.tree_size
+        self.result.root_hash = _b64(checkpoint.root_hash)
+        check.reason = (
+            f"signed by {log_name}; origin {checkpoint.origin}, "
+            f"tree_size {checkpoint.tree_size}"
+        )
+
+    # 4. Cosignatures of the policy's witnesses, up to its quorum.
+    def check_cosignatures(self, check: Check) -> None:
+        from ledger.note import NoteError, parse_note
+        from ledger.policy import QuorumError
+
+        note = parse_note(self.state.checkpoint_note)
+        try:
+            cosigners = self.state.policy.verify_quorum(note)
+        except (QuorumError, NoteError) as error:
+            raise CheckFailed(str(error)) from error
+        for name, timestamp in cosigners:
+            check.details.append(
+                f"cosigned by {name} at {dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).isoformat()}"
+            )
+        check.reason = f"{len(cosigners)} valid cosignature(s); quorum met"
+
+    # 5. The checkpoint's time-stamp token from the TSA.
+    def check_time_stamp(self, check: Check) -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        from ledger.note import NoteError, parse_note
+        from ledger.tsa.errors import TimeStampError
+        from ledger.tsa.verify import verify_token
+
+        bundle = self.state.bundle
+        try:
+            stamped = parse_note(bundle.checkpoint_stamped)
+        except NoteError as error:
+            raise CheckFailed(
+                f"checkpoint.stamped is not a signed note: {error}"
+            ) from error
+        if stamped.text != parse_note(self.state.checkpoint_note).text:
+            raise CheckFailed(
+                "the time-stamped note is not the checkpoint of the proofs"
+            )
+        try:
+            roots = x509.load_pem_x509_certificates(bundle.tsa_root_pem)
+            chain = x509.load_pem_x509_certificates(bundle.tsa_chain_pem)
+        except ValueError as error:
+            raise CheckFailed(f"TSA certificates are malformed: {error}") from error
+        digest = hashlib.sha256(bundle.checkpoint_stamped).digest()
+        try:
+            info = verify_token(
+                bundle.time_stamp_token,
+                digest,
+                roots,
+                hash_algorithm="sha256",
+                certificates=chain,
+            )
+        except TimeStampError as error:
+            raise CheckFailed(
+                f"time-stamp token does not verify over the checkpoint: {error}"
+            ) from error
+        moment = info.gen_time.astimezone(dt.timezone.utc).isoformat()
+        self.result.checkpoint_time = moment
+        for root in roots:
+            self.result.keys.append(
+                KeyFingerprint(
+                    "TSA root",
+                    root.subject.rfc4514_string(),
+                    _fingerprint(root.public_bytes(Encoding.DER)),
+                )
+            )
+        check.reason = f"checkpoint time-stamped at {moment}"
+
+    # 6. Each entry is in the checkpoint's tree at its leaf index.
+    def check_inclusion(self, check: Check) -> None:
+        from ledger.merkle import MerkleError, leaf_hash, verify_inclusion
+        from ledger.tlog_proof import parse_tlog_proof
+
+        checkpoint = self.state.checkpoint
+        for logged in self.state.bundle.entries:
+            proof = parse_tlog_proof(logged.tlog_proof)
+            hashed = leaf_hash(logged.entry)
+            try:
+                verify_inclusion(
+                    hashed,
+                    logged.leaf_index,
+                    checkpoint.tree_size,
+                    proof.hashes,
+                    checkpoint.root_hash,
+                )
+            except MerkleError as error:
+                raise CheckFailed(
+                    f"inclusion proof of leaf_index {logged.leaf_index} fails for "
+                    f"tree_size {checkpoint.tree_size}: {error}"
+                ) from error
+            self.state.leaf_hashes[logged.leaf_index] = hashed
+        check.reason = (
+            f"{len(self.state.bundle.entries)} entries included in tree_size "
+            f"{checkpoint.tree_size}"
+        )
+
+    # 7. The contract's entries form one hash chain, in the workflow's order.
+    def check_chain(self, check: Check) -> None:
+        from ledger.entry import EntryError, decode_entry
+
+        bundle = self.state.bundle
+        for logged in bundle.entries:
+            try:
+                self.state.entries[logged.leaf_index] = decode_entry(logged.entry)
+            except EntryError as error:
+                raise CheckFailed(
+                    f"entry at leaf_index {logged.leaf_index} is not a valid "
+                    f"entry: {error}"
+                ) from error
+        chain = [
+            index
+            for index, entry in sorted(self.state.entries.items())
+            if entry.get("contract") == bundle.contract
+        ]
+        if not chain:
+            raise CheckFailed(f"no entry names contract {bundle.contract!r}")
+        previous_hash: bytes | None = None
+        previous_step = -1
+        for index in chain:
+            entry = self.state.entries[index]
+            prev = entry.get("prev")
+            if previous_hash is None:
+                if prev is not None:
+                    raise CheckFailed(
+                        f"the first entry of the contract (leaf_index {index}) "
+                        "has a prev hash, so an earlier entry is missing"
+                    )
+            elif not isinstance(prev, bytes) or not hmac.compare_digest(
+                prev, previous_hash
+            ):
+                raise CheckFailed(
+                    f"entry at leaf_index {index} does not chain to the previous "
+                    "entry of the contract: an entry is missing or reordered"
+                )
+            step = entry.get("type")
+            if step not in STEP_ORDER:
+                raise CheckFailed(f"entry at leaf_index {index} has unknown type {step!r}")
+            position = STEP_ORDER.index(step)
+            if position < previous_step:
+                raise CheckFailed(
+                    f"step {step} at leaf_index {index} comes after "
+                    f"{STEP_ORDER[previous_step]}"
+                )
+            previous_step = position
+            previous_hash = self.state.leaf_hashes[index]
+            self.result.timeline.append(
+                TimelineStep(
+                    index,
+                    step,
+                    _iso_millis(entry.get("time")),
+                    str(entry.get("party", "")),
+                    _step_detail(entry),
+                )
+            )
+        self.state.contract_chain = chain
+        check.reason = f"{len(chain)} steps chained: " + ", ".join(
+            self.state.entries[i]["type"] for i in chain
+        )
+
+    # 8. The document is the one the last step logged.
+    def check_document(self, check: Check) -> None:
+        bundle = self.state.bundle
+        last = self.state.entries[self.state.contract_chain[-1]]
+        logged = _document_digest(last)
+        if logged is None:
+            raise CheckFailed(
+                f"the last step ({last.get('type')}) logs no document digest"
+            )
+        computed = hashlib.sha256(bundle.document).digest()
+        if not hmac.compare_digest(computed, logged):
+            raise CheckFailed(
+                f"document SHA-256 {computed.hex()} differs from the digest "
+                f"{logged.hex()} logged by the {last.get('type')} step: the PDF "
+                "was changed"
+            )
+        check.reason = f"SHA-256 {computed.hex()} logged by the {last.get('type')} step"
+
+    # 9. Every PDF signature is valid, by the certificates the log names.
+    def check_pdf_signatures(self, check: Check) -> None:
+        from gateway.pdf_signatures import PdfSignatureError, validate_signatures
+
+        bundle = self.state.bundle
+        try:
+            signatures = validate_signatures(bundle.document, bundle.ca_root_pem)
+        except PdfSignatureError as error:
+            raise CheckFailed(str(error)) from error
+        # Only signatures chaining to the service CA count for a logged step;
+        # signatures already in an uploaded PDF need only be intact and valid.
+        fingerprints = {s.certificate_sha256 for s in signatures if s.trusted}
+        for index in self.state.contract_chain:
+            entry = self.state.entries[index]
+            if entry.get("type") not in ("sign", "countersign"):
+                continue
+            certificate = entry.get("certificate")
+            if not isinstance(certificate, bytes) or certificate not in fingerprints:
+                raise CheckFailed(
+                    "no valid PDF signature chaining to the CA root is by the "
+                    f"certificate that the "
+                    f"{entry.get('type')} entry at leaf_index {index} names"
+                )
+        for signature in signatures:
+            check.details.append(signature.summary())
+            self.result.keys.append(
+                KeyFingerprint(
+                    "signer certificate",
+                    signature.subject,
+                    "SHA-256:" + signature.certificate_sha256.hex(),
+                )
+            )
+        check.reason = f"{len(signatures)} valid signature(s), document unmodified since the last"
+
+    # 10. Disclosed salts reproduce the logged commitments.
+    def check_salts(self, check: Check) -> None:
+        from ledger.commitment import commit
+        from ledger.entry import EntryError, decode_entry
+
+        bundle = self.state.bundle
+        raw = {logged.leaf_index: logged.entry for logged in bundle.entries}
+        for salt in bundle.salts:
+            if salt.leaf_index not in raw:
+                raise CheckFailed(
+                    f"salt for {salt.label} names leaf_index {salt.leaf_index}, "
+                    "which is not in the bundle"
+                )
+            try:
+                entry = decode_entry(raw[salt.leaf_index])
+            except EntryError as error:
+                raise CheckFailed(f"entry {salt.leaf_index} is invalid: {error}") from error
+            logged = _commitment(entry, salt.label)
+            if logged is None:
+                raise CheckFailed(
+                    f"entry at leaf_index {salt.leaf_index} has no commitment "
+                    f"labelled {salt.label!r}"
+                )
+            computed = commit(salt.label, salt.value.encode(), salt.salt)
+            if not hmac.compare_digest(computed, logged):
+                raise CheckFailed(
+                    f"the disclosed {salt.label} does not open the commitment at "
+                    f"leaf_index {salt.leaf_index}"
+                )
+            check.details.append(
+                f"leaf_index {salt.leaf_index}: {salt.label} = {salt.value}"
+            )
+        check.reason = f"{len(bundle.salts)} disclosed value(s) match their commitments"
+
+
+def _commitment(entry: dict[str, Any], label: str) -> bytes | None:
+    commitments = entry.get("commitments")
+    if isinstance(commitments, dict) and isinstance(commitments.get(label), bytes):
+        return commitments[label]
+    value = entry.get(label)
+    return value if isinstance(value, bytes) else None
+
+
+def _document_digest(entry: dict[str, Any]) -> bytes | None:
+    # NOTE: the field names follow signer.workflow's entries; "document" is
+    # the digest after the step.
+    for key in ("document", "document_after", "doc"):
+        value = entry.get(key)
+        if isinstance(value, bytes) and len(value) == 32:
+            return value
+    return None
+
+
+def _step_detail(entry: dict[str, Any]) -> str:
+    digest = _document_digest(entry)
+    return f"document SHA-256 {digest.hex()[:16]}..." if digest else ""
+
+
+def verify_bundle(
+    data: bytes,
+    *,
+    source: str,
+    policy_text: bytes | None = None,
+    policy_source: str | None = None,
+) -> VerificationResult:
+    """Verify the evidence bundle `data` offline and return every check's outcome."""
+    verifier = BundleVerifier(
+        data, source=source, policy_text=policy_text, policy_source=policy_source
+    )
+    return verifier.run()

@@ -1,0 +1,135 @@
+"""Signing keys for PDF signatures, held in memory as loaded key objects.
+
+pyHanko's `SimpleSigner` keeps the private key as PKCS#8 DER and parses it
+again with `load_der_private_key` for every raw signature, which is about
+40 ms for an RSA key. `InMemorySigner` keeps the parsed `cryptography` key
+object and the parsed certificates for the life of the signer, and answers
+pyHanko's size-estimation dry run without signing at all.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from pyhanko.sign.signers.pdf_cms import Signer
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from signer.errors import SigningError
+
+# The largest DER encoding of an ECDSA (r, s) pair for a curve whose order has
+# `bits` bits: a SEQUENCE of two INTEGERs, each with one sign byte of padding.
+_ECDSA_DER_OVERHEAD = 9
+
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+
+SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+class KeyAlgorithm(enum.Enum):
+    """Key types for signer certificates.
+
+    ECDSA P-256 is the default because poppler's `pdfsig` and Adobe Reader
+    verify it, while they cannot verify Ed25519 PDF signatures.
+    """
+
+    ECDSA_P256 = "ecdsa-p256"
+    RSA_3072 = "rsa-3072"
+
+
+def generate_signing_key(
+    algorithm: KeyAlgorithm = KeyAlgorithm.ECDSA_P256,
+) -> SigningKey:
+    """Generate a fresh private key of the given algorithm."""
+    if algorithm is KeyAlgorithm.ECDSA_P256:
+        return ec.generate_private_key(ec.SECP256R1())
+    return rsa.generate_private_key(public_exponent=65537, key_size=3072)
+
+
+def to_asn1_certificate(
+    certificate: x509.Certificate | asn1_x509.Certificate,
+) -> asn1_x509.Certificate:
+    """Return `certificate` as an asn1crypto object, parsing DER at most once."""
+    if isinstance(certificate, asn1_x509.Certificate):
+        return certificate
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    return asn1_x509.Certificate.load(der)
+
+
+class InMemorySigner(Signer):
+    """A pyHanko `Signer` over a private key object that is already loaded.
+
+    The certificate and chain are converted to asn1crypto once, here, and
+    pyHanko reuses their cached DER encodings in every CMS structure it
+    builds. The key must be ECDSA or RSA and must match the certificate.
+    """
+
+    def __init__(
+        self,
+        private_key: SigningKey,
+        certificate: x509.Certificate | asn1_x509.Certificate,
+        chain: Iterable[x509.Certificate | asn1_x509.Certificate] = (),
+        *,
+        embed_roots: bool = True,
+    ) -> None:
+        if not isinstance(private_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise SigningError(
+                f"unsupported signing key type {type(private_key).__name__}; "
+                "use an ECDSA or RSA key"
+            )
+        signing_cert = to_asn1_certificate(certificate)
+        registry = SimpleCertificateStore.from_certs(
+            [to_asn1_certificate(cert) for cert in chain]
+        )
+        super().__init__(
+            embed_roots=embed_roots,
+            signing_cert=signing_cert,
+            cert_registry=registry,
+        )
+        public_der = private_key.public_key().public_bytes(
+            serialization.Encoding.DER,
+            serialization.PublicFormat.SubjectPublicKeyInfo,
+        )
+        if public_der != signing_cert.public_key.dump():
+            raise SigningError(
+                "the private key does not match the public key of certificate "
+                f"{signing_cert.subject.human_friendly!r}"
+            )
+        self._private_key = private_key
+        if isinstance(private_key, ec.EllipticCurvePrivateKey):
+            order_bytes = (private_key.curve.key_size + 7) // 8
+            self._max_signature_size = 2 * order_bytes + _ECDSA_DER_OVERHEAD
+        else:
+            self._max_signature_size = private_key.key_size // 8
+
+    async def async_sign_raw(
+        self, data: bytes, digest_algorithm: str, dry_run: bool = False
+    ) -> bytes:
+        """Sign `data` with the held key, or return a placeholder of the
+        maximum signature size when pyHanko only estimates the CMS size."""
+        if dry_run:
+            return bytes(self._max_signature_size)
+        return self.sign_raw(data, digest_algorithm)
+
+    def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
+        """Sign `data`, hashing it with `digest_algorithm` (sha256, sha384 or
+        sha512), as ECDSA or RSA PKCS#1 v1.5 depending on the key."""
+        try:
+            hash_algorithm = _HASHES[digest_algorithm]()
+        except KeyError:
+            raise SigningError(
+                f"unsupported digest algorithm {digest_algorithm!r}; "
+                f"use one of {sorted(_HASHES)}"
+            ) from None
+        key = self._private_key
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(data, ec.ECDSA(hash_algorithm))
+        return key.sign(data, padding.PKCS1v15(), hash_algorithm)

@@ -1,0 +1,205 @@
+"""PAdES B-T signing, countersigning and the B-LTA upgrade on generated contracts."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pikepdf
+import pytest
+from aiohttp import web
+from asn1crypto import cms
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.timestamps import HTTPTimeStamper
+from pyhanko.sign.validation.dss import DocumentSecurityStore
+from pyhanko.sign.validation.pdf_embedded import async_validate_pdf_signature
+
+from ledger.tsa.authority import TimeStampAuthority
+from signer.errors import SigningError
+from signer.keys import InMemorySigner, to_asn1_certificate
+from signer.pades import countersign_pdf, sign_pdf, upgrade_to_lta
+from signer.validate import validation_context
+
+from .conftest import SigningPki, make_contract
+
+
+def _tst_gen_time(token: bytes):
+    content = cms.ContentInfo.load(token)["content"]
+    return content["encap_content_info"]["content"].parsed["gen_time"].native
+
+
+async def test_sign_adds_trusted_bt_signature(pki: SigningPki, timestamper, contract_pdf):
+    result = await sign_pdf(contract_pdf, pki.signer("alice"), timestamper)
+
+    assert result.data.startswith(contract_pdf)
+    assert result.field_name == "Signature1"
+    assert result.sha256_before == hashlib.sha256(contract_pdf).digest()
+    assert result.sha256_after == hashlib.sha256(result.data).digest()
+    assert result.time_stamp_token_sha256 == hashlib.sha256(result.time_stamp_token).digest()
+    expected_fingerprint = hashlib.sha256(to_asn1_certificate(pki.certs["alice"]).dump())
+    assert result.signer_certificate_sha256 == expected_fingerprint.digest()
+
+    [report] = await pki.validate(result.data)
+    assert report.field_name == "Signature1"
+    assert "Alice Example" in report.signer_subject
+    assert report.intact
+    assert report.valid
+    assert report.trusted
+    assert report.coverage == "ENTIRE_FILE"
+    assert report.time_stamp_time == _tst_gen_time(result.time_stamp_token)
+
+
+async def test_signature_is_pades_with_time_stamp(pki: SigningPki, timestamper, contract_pdf):
+    result = await sign_pdf(contract_pdf, pki.signer("alice"), timestamper)
+
+    reader = PdfFileReader(io.BytesIO(result.data))
+    [embedded] = reader.embedded_signatures
+    assert embedded.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"
+    unsigned = embedded.signer_info["unsigned_attrs"]
+    types = [attribute["type"].native for attribute in unsigned]
+    assert "signature_time_stamp_token" in types
+    signed_types = [a["type"].native for a in embedded.signer_info["signed_attrs"]]
+    assert "signing_certificate_v2" in signed_types
+
+
+async def test_visible_field_has_box(pki: SigningPki, timestamper, contract_pdf):
+    box = (50, 700, 250, 760)
+    result = await sign_pdf(
+        contract_pdf, pki.signer("alice"), timestamper, box=box, field_name="Alice"
+    )
+
+    with pikepdf.open(io.BytesIO(result.data)) as pdf:
+        [widget] = [a for a in pdf.pages[0].Annots if a.get("/T") == "Alice"]
+        assert [float(value) for value in widget.Rect] == [float(v) for v in box]
+        assert "/AP" in widget
+
+
+async def test_invisible_field_has_empty_box(pki: SigningPki, timestamper, contract_pdf):
+    result = await sign_pdf(contract_pdf, pki.signer("alice"), timestamper)
+
+    with pikepdf.open(io.BytesIO(result.data)) as pdf:
+        [widget] = pdf.pages[0].Annots
+        assert [float(value) for value in widget.Rect] == [0.0, 0.0, 0.0, 0.0]
+
+
+async def test_countersign_keeps_first_signature(pki: SigningPki, timestamper, contract_pdf):
+    first = await sign_pdf(contract_pdf, pki.signer("alice"), timestamper)
+    second = await countersign_pdf(first.data, pki.signer("bob"), timestamper)
+
+    assert second.data.startswith(first.data)
+    assert second.field_name == "Signature2"
+    assert second.sha256_before == first.sha256_after
+    reports = await pki.validate(second.data)
+    assert [r.field_name for r in reports] == ["Signature1", "Signature2"]
+    assert all(r.intact and r.valid and r.trusted for r in reports)
+    assert reports[0].coverage == "ENTIRE_REVISION"
+    assert reports[0].modification_level == "FORM_FILLING"
+    assert reports[1].coverage == "ENTIRE_FILE"
+    assert "Bob Example" in reports[1].signer_subject
+
+
+async def test_countersign_unsigned_document_rejected(pki, timestamper, contract_pdf):
+    with pytest.raises(SigningError, match="already signed"):
+        await countersign_pdf(contract_pdf, pki.signer("bob"), timestamper)
+
+
+async def test_signed_field_cannot_be_reused(pki: SigningPki, timestamper, contract_pdf):
+    first = await sign_pdf(contract_pdf, pki.signer("alice"), timestamper, field_name="A")
+
+    with pytest.raises(SigningError, match="'A' is already signed"):
+        await sign_pdf(first.data, pki.signer("bob"), timestamper, field_name="A")
+
+
+async def test_rsa_3072_signer_is_valid(pki: SigningPki, timestamper, contract_pdf):
+    result = await sign_pdf(contract_pdf, pki.signer("rsa"), timestamper)
+
+    [report] = await pki.validate(result.data)
+    assert report.intact and report.valid and report.trusted
+
+
+def test_signer_rejects_key_of_other_certificate(pki: SigningPki):
+    with pytest.raises(SigningError, match="does not match"):
+        InMemorySigner(pki.keys["alice"], pki.certs["bob"], pki.chain)  # type: ignore[arg-type]
+
+
+async def test_revoked_signer_is_not_trusted(pki: SigningPki, timestamper, contract_pdf):
+    result = await sign_pdf(contract_pdf, pki.signer("revoked"), timestamper)
+
+    [report] = await pki.validate(result.data)
+    assert report.intact
+    assert report.valid
+    assert not report.trusted
+
+
+@pytest.fixture
+async def tsa_url(aiohttp_server, tsa_authority: TimeStampAuthority) -> str:
+    """Serve the authority at POST /tsa on 127.0.0.1 with a free port."""
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        return web.Response(
+            body=tsa_authority.issue(body), content_type="application/timestamp-reply"
+        )
+
+    app = web.Application()
+    app.router.add_post("/tsa", handle)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    return str(server.make_url("/tsa"))
+
+
+async def test_sign_with_http_tsa(pki: SigningPki, tsa_url: str, contract_pdf):
+    result = await sign_pdf(contract_pdf, pki.signer("alice"), HTTPTimeStamper(tsa_url))
+
+    [report] = await pki.validate(result.data)
+    assert report.intact and report.valid and report.trusted
+    assert report.time_stamp_time == _tst_gen_time(result.time_stamp_token)
+
+
+async def test_upgrade_to_lta_embeds_crls(pki: SigningPki, timestamper, contract_pdf):
+    first = await sign_pdf(contract_pdf, pki.signer("alice"), timestamper)
+    second = await countersign_pdf(first.data, pki.signer("bob"), timestamper)
+    context = validation_context(pki.trust_roots, other_certs=pki.chain, crls=pki.crls)
+
+    lta = await upgrade_to_lta(second.data, context, timestamper)
+
+    assert lta.data.startswith(second.data)
+    assert lta.covered_fields == ("Signature1", "Signature2")
+    assert lta.skipped_fields == ()
+    with pikepdf.open(io.BytesIO(lta.data)) as pdf:
+        dss = pdf.Root.DSS
+        assert len(dss.CRLs) == len(pki.crls)
+        assert len(dss.Certs) >= 4
+    reports = await pki.validate(lta.data)
+    assert [r.kind for r in reports][-1] == "document time stamp"
+    assert all(r.intact and r.valid and r.trusted for r in reports)
+    assert reports[-1].coverage == "ENTIRE_FILE"
+
+
+async def test_lta_validates_from_embedded_data_only(pki: SigningPki, timestamper, contract_pdf):
+    first = await sign_pdf(contract_pdf, pki.signer("alice"), timestamper)
+    context = validation_context(pki.trust_roots, other_certs=pki.chain, crls=pki.crls)
+    lta = await upgrade_to_lta(first.data, context, timestamper)
+
+    # Only the trust root comes from outside: intermediates and CRLs must be
+    # read from the document security store, and revocation is hard-fail.
+    reader = PdfFileReader(io.BytesIO(lta.data))
+    roots = [to_asn1_certificate(cert) for cert in pki.trust_roots]
+    context = DocumentSecurityStore.read_dss(reader).as_validation_context(
+        {"trust_roots": roots, "allow_fetching": False, "revocation_mode": "hard-fail"}
+    )
+    signature = reader.embedded_regular_signatures[0]
+    status = await async_validate_pdf_signature(
+        signature, signer_validation_context=context, ts_validation_context=context
+    )
+    assert status.intact
+    assert status.valid
+    assert status.trusted
+
+
+async def test_hundred_page_contract_signs(pki: SigningPki, timestamper):
+    document = make_contract(100)
+
+    result = await sign_pdf(document, pki.signer("alice"), timestamper)
+
+    [report] = await pki.validate(result.data)
+    assert report.intact and report.valid and report.trusted

@@ -1,0 +1,156 @@
+"""The sequencer: batches concurrent appends into one durable commit each.
+
+Callers await `append(entry)`. Entries queue up while the previous batch
+commits; the integrating task takes up to `max_batch` of them, waiting at
+most `max_delay` seconds for a batch to fill once the first entry arrived,
+and commits them in one LMDB write transaction on a worker thread. LMDB
+releases the GIL during the fsync, so the event loop keeps queueing the next
+batch meanwhile. Each caller gets its AppendResult only after the commit
+returned, so an acknowledged entry is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from ledger.appender import AppendResult
+from ledger.publisher import Publisher
+from ledger.store import LogStore, check_entry_size
+
+logger = logging.getLogger("ledger.sequencer")
+
+DEFAULT_MAX_BATCH = 4096
+DEFAULT_MAX_DELAY = 0.002
+
+
+class SequencerClosedError(RuntimeError):
+    """append() was called on a sequencer that is not running."""
+
+
+class Sequencer:
+    """Appends entries from many concurrent callers, one transaction per batch.
+
+    Implements the Appender protocol. Requires max_batch >= 1 and
+    max_delay >= 0 (seconds). Call start() inside the event loop before the
+    first append, and close() to finish the queued batches.
+    """
+
+    def __init__(
+        self,
+        store: LogStore,
+        *,
+        publisher: Publisher | None = None,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_delay: float = DEFAULT_MAX_DELAY,
+    ) -> None:
+        if max_batch < 1 or max_delay < 0:
+            raise ValueError(
+                f"max_batch {max_batch} and max_delay {max_delay} must satisfy"
+                " max_batch >= 1 and max_delay >= 0"
+            )
+        self.store = store
+        self.publisher = publisher
+        self.max_batch = max_batch
+        self.max_delay = max_delay
+        self._pending: list[tuple[bytes, asyncio.Future[AppendResult]]] = []
+        self._wakeup = asyncio.Event()
+        self._full = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger-commit")
+        # Counters for tests and benchmarks: committed batches and entries.
+        self.committed_batches = 0
+        self.committed_entries = 0
+
+    async def start(self) -> None:
+        """Start the integrating task."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="ledger-sequencer")
+
+    async def close(self) -> None:
+        """Commit the queued entries, then stop the integrating task."""
+        self._closing = True
+        self._wakeup.set()
+        self._full.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        self._executor.shutdown(wait=True)
+
+    async def __aenter__(self) -> Sequencer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def append(self, entry: bytes) -> AppendResult:
+        """Append one entry and return its position once committed durably.
+
+        Requires len(entry) <= 65,535; raises EntryTooLargeError otherwise.
+        An entry already in the log returns the first copy's leaf_index
+        with duplicate=True.
+        """
+        check_entry_size(entry)
+        if self._task is None or self._closing:
+            raise SequencerClosedError(
+                "the sequencer is not running; call start() before append()"
+            )
+        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._pending.append((entry, future))
+        if len(self._pending) == 1:
+            self._wakeup.set()
+        if len(self._pending) >= self.max_batch:
+            self._full.set()
+        return await future
+
+    async def wait_for_checkpoint(self, leaf_index: int) -> bytes:
+        """Return the first published checkpoint note that includes leaf_index.
+
+        Requires a publisher and 0 <= leaf_index.
+        """
+        if self.publisher is None:
+            raise SequencerClosedError(
+                "this sequencer has no publisher; pass one to wait for checkpoints"
+            )
+        return await self.publisher.wait_for_tree_size(leaf_index + 1)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if len(self._pending) < self.max_batch and not self._closing:
+                # The time window: let more callers join the batch.
+                self._full.clear()
+                try:
+                    await asyncio.wait_for(self._full.wait(), self.max_delay)
+                except TimeoutError:
+                    pass
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            entries = [entry for entry, _ in batch]
+            try:
+                results = await loop.run_in_executor(
+                    self._executor, self.store.append_batch, entries
+                )
+            except Exception as error:
+                # No entry of a failed batch is acknowledged; each caller
+                # gets the error and may retry.
+                logger.error("batch of %d entries failed: %s", len(batch), error)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            self.committed_batches += 1
+            self.committed_entries += len(batch)
+            logger.debug("committed batch of %d entries", len(batch))
+            for (_, future), result in zip(batch, results):
+                if not future.done():
+                    future.set_result(result)

@@ -34,7 +34,9 @@ _CONTRACT_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 class Workflow(Protocol):
     """The service operations the API exposes; errors are domain exceptions."""
 
-    async def enrol(self, kind: str, details: dict[str, Any], proofing_code: str | None) -> dict[str, Any]: ...
+    async def begin_enrolment(self, kind: str, details: dict[str, Any], channel: str) -> str: ...
+
+    async def complete_enrolment(self, challenge_id: str, code: str) -> dict[str, Any]: ...
 
     async def upload(self, party_id: str, pdf: bytes, title: str | None, password: str | None) -> dict[str, Any]: ...
 
@@ -90,7 +92,7 @@ def _totp(body: dict[str, Any]) -> str:
     return code
 
 
-async def enrol(request: web.Request) -> web.Response:
+async def begin_enrolment(request: web.Request) -> web.Response:
     require_operator(request)
     body = await read_map(request, JSON_LIMIT)
     kind = text_field(body, "kind", max_length=16)
@@ -98,11 +100,25 @@ async def enrol(request: web.Request) -> web.Response:
         raise MalformedRequest("field 'kind' must be 'person' or 'enterprise'")
     details = body.get("details")
     if not isinstance(details, dict) or not all(
-        isinstance(k, str) and isinstance(v, (str, dict)) for k, v in details.items()
+        isinstance(k, str) and isinstance(v, str) for k, v in details.items()
     ):
         raise MalformedRequest("field 'details' must be a map of text fields")
-    proofing_code = text_field(body, "proofing_code", required=False, max_length=32)
-    party = await request.app[WORKFLOW_KEY].enrol(kind, details, proofing_code)
+    channel = text_field(body, "channel", required=False, max_length=8) or "email"
+    if channel not in ("email", "phone"):
+        raise MalformedRequest("field 'channel' must be 'email' or 'phone'")
+    challenge_id = await request.app[WORKFLOW_KEY].begin_enrolment(kind, details, channel)
+    return web.json_response({"challenge_id": challenge_id}, status=202)
+
+
+async def complete_enrolment(request: web.Request) -> web.Response:
+    require_operator(request)
+    challenge_id = request.match_info["challenge_id"]
+    if not _CONTRACT_ID.fullmatch(challenge_id):
+        raise MalformedRequest(f"challenge id {challenge_id!r} is malformed")
+    body = await read_map(request, JSON_LIMIT)
+    code = text_field(body, "code", max_length=16)
+    assert code is not None
+    party = await request.app[WORKFLOW_KEY].complete_enrolment(challenge_id, code)
     party["api_token"] = request.app[TOKENS_KEY].issue(party["party_id"])
     return web.json_response(party, status=201)
 
@@ -206,7 +222,8 @@ def add_api_routes(app: web.Application, workflow: Workflow) -> None:
     app[WORKFLOW_KEY] = workflow
     app[LOCKS_KEY] = weakref.WeakValueDictionary()
     app.router.add_get("/api/openapi.json", openapi)
-    app.router.add_post("/api/v1/parties", enrol)
+    app.router.add_post("/api/v1/parties", begin_enrolment)
+    app.router.add_post("/api/v1/parties/{challenge_id}/complete", complete_enrolment)
     app.router.add_post("/api/v1/contracts", upload)
     app.router.add_get("/api/v1/contracts", list_contracts)
     app.router.add_get("/api/v1/contracts/{contract_id}", get_contract)

@@ -100,11 +100,20 @@ def openapi_document() -> dict[str, Any]:
                             "description": (
                                 "Person: name, national_id, email, phone. "
                                 "Enterprise: legal_name, registration_number and "
-                                "the signatory's person fields."
+                                "signatory (the party_id of an enrolled person)."
                             ),
                         },
-                        "proofing_code": {"type": "string"},
+                        "channel": {"enum": ["email", "phone"]},
                     },
+                },
+                "Challenge": {
+                    "type": "object",
+                    "properties": {"challenge_id": {"type": "string"}},
+                },
+                "ProofingCode": {
+                    "type": "object",
+                    "required": ["code"],
+                    "properties": {"code": {"type": "string"}},
                 },
                 "Party": {
                     "type": "object",
@@ -153,8 +162,17 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/api/v1/parties": {
                 "post": _operation(
-                    "Enrol a person or an enterprise", "enrol",
-                    {"201": _ok("Enrolled", "Party")}, body="Enrolment", operator=True,
+                    "Begin enrolling a person or an enterprise; a proofing code "
+                    "goes to the e-mail address or phone", "begin_enrolment",
+                    {"202": _ok("Proofing started", "Challenge")}, body="Enrolment", operator=True,
+                )
+            },
+            "/api/v1/parties/{challenge_id}/complete": {
+                "post": _operation(
+                    "Complete the enrolment with the proofing code", "complete_enrolment",
+                    {"201": _ok("Enrolled", "Party")}, body="ProofingCode", operator=True,
+                    params=[{"name": "challenge_id", "in": "path", "required": True,
+                             "schema": {"type": "string"}}],
                 )
             },
             "/api/v1/contracts": {

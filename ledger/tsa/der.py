@@ -50,3 +50,49 @@ def generalized_time(moment: datetime) -> bytes:
     if millis:
         text += "." + f"{millis:03d}".rstrip("0")
     return tlv(GENERALIZED_TIME, (text + "Z").encode("ascii"))
+
+
+class DerError(ValueError):
+    """Input that is not strict DER, or not the structure expected."""
+
+
+def read_element(data: bytes, offset: int, end: int) -> tuple[int, int, int]:
+    """Read one element of data[offset:end] and return (tag, content start, content end).
+
+    Accepts only single-octet tags and minimal definite lengths, as DER
+    requires (X.690 sections 8.1.3 and 10.1). Requires 0 <= offset <= end.
+    """
+    if end - offset < 2:
+        raise DerError(f"truncated element at offset {offset}")
+    tag = data[offset]
+    if tag & 0x1F == 0x1F:
+        raise DerError(f"multi-octet tag at offset {offset} is not expected here")
+    first = data[offset + 1]
+    position = offset + 2
+    if first < 0x80:
+        length = first
+    elif first == 0x80:
+        raise DerError(f"indefinite length at offset {offset} is not DER")
+    else:
+        count = first & 0x7F
+        if count > 4 or position + count > end:
+            raise DerError(f"length of element at offset {offset} is out of range")
+        length = int.from_bytes(data[position : position + count], "big")
+        if length < 0x80 or data[position] == 0:
+            raise DerError(f"length at offset {offset} is not minimally encoded")
+        position += count
+    if position + length > end:
+        raise DerError(f"element at offset {offset} runs past its container")
+    return tag, position, position + length
+
+
+def read_integer(data: bytes, start: int, end: int) -> int:
+    """Decode the content octets data[start:end] of an INTEGER, strictly."""
+    if start == end:
+        raise DerError("empty INTEGER")
+    if end - start > 1 and (
+        (data[start] == 0 and data[start + 1] < 0x80)
+        or (data[start] == 0xFF and data[start + 1] >= 0x80)
+    ):
+        raise DerError("INTEGER is not minimally encoded")
+    return int.from_bytes(data[start:end], "big", signed=True)

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from asn1crypto import tsp
+from asn1crypto import cms, core, tsp
 
 from ledger.tsa import der
 from ledger.tsa.errors import TimeStampError
+
+class TimeStampResp(core.Sequence):
+    """TimeStampResp with timeStampToken OPTIONAL, as RFC 3161 section 2.4.2 has it.
+
+    asn1crypto 1.5 declares the token mandatory, so it cannot read
+    rejections.
+    """
+
+    _fields = [
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+    ]
+
 
 # PKIStatusInfo { status granted(0) }, encoded once.
 GRANTED_STATUS = der.tlv(der.SEQUENCE, der.integer(0))
@@ -16,20 +29,35 @@ def granted_response(token: bytes) -> bytes:
     return der.tlv(der.SEQUENCE, GRANTED_STATUS + token)
 
 
+# PKIFailureInfo bit numbers (RFC 3161 section 2.4.2). asn1crypto names
+# bit 16 "unaccepted_extensions", so the bits are set by number.
+FAILURE_BITS = {
+    "bad_alg": 0,
+    "bad_request": 2,
+    "bad_data_format": 5,
+    "time_not_available": 14,
+    "unaccepted_policy": 15,
+    "unaccepted_extension": 16,
+    "add_info_not_available": 17,
+    "system_failure": 25,
+}
+
+
 def rejection_response(failure_info: str, text: str) -> bytes:
     """Encode a TimeStampResp with status rejection, one failure bit and a text.
 
-    `failure_info` is an asn1crypto PKIFailureInfo name such as "bad_alg".
+    `failure_info` is a key of FAILURE_BITS, such as "bad_alg".
     """
-    return tsp.TimeStampResp(
+    bit = FAILURE_BITS[failure_info]
+    bits = tuple(1 if index == bit else 0 for index in range(bit + 1))
+    status = tsp.PKIStatusInfo(
         {
-            "status": {
-                "status": "rejection",
-                "status_string": [text],
-                "fail_info": tsp.PKIFailureInfo({failure_info}),
-            }
+            "status": "rejection",
+            "status_string": [text],
+            "fail_info": tsp.PKIFailureInfo(bits),
         }
-    ).dump()
+    )
+    return TimeStampResp({"status": status}).dump()
 
 
 def system_failure_response(text: str) -> bytes:
@@ -44,7 +72,7 @@ def token_from_response(response_der: bytes) -> bytes:
     response that is not granted, or when the DER is malformed.
     """
     try:
-        response = tsp.TimeStampResp.load(response_der, strict=True)
+        response = TimeStampResp.load(response_der, strict=True)
         status_info = response["status"]
         status = status_info["status"].native
         token = response["time_stamp_token"]

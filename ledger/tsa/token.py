@@ -134,6 +134,7 @@ class TokenSigner:
             }
         ).dump()
         self._constant_attributes = [content_type, signing_certificate]
+        self._message_digest_type = oid(ID_MESSAGE_DIGEST)
         sid = cms.IssuerAndSerialNumber(
             {"issuer": parsed.issuer, "serial_number": parsed.serial_number}
         ).dump()
@@ -169,7 +170,7 @@ class TokenSigner:
         """Wrap TSTInfo in a signed ContentInfo (the TimeStampToken) and return it."""
         message_digest = der.tlv(
             der.SEQUENCE,
-            oid(ID_MESSAGE_DIGEST)
+            self._message_digest_type
             + der.tlv(der.SET, der.tlv(der.OCTET_STRING, hashlib.sha256(tst_info).digest())),
         )
         # DER orders the members of a SET OF by their encodings (X.690 11.6).

@@ -53,3 +53,9 @@ def authority(tsa_dir: Path, credentials: TsaCredentials) -> TimeStampAuthority:
 def ecdsa_authority(pki: dict) -> TimeStampAuthority:
     folder, credentials = pki["ecdsa-p256"]
     return TimeStampAuthority(credentials, SerialNumbers(folder))
+
+
+@pytest.fixture(scope="module")
+def ecdsa_authority_module(pki: dict) -> TimeStampAuthority:
+    folder, credentials = pki["ecdsa-p256"]
+    return TimeStampAuthority(credentials, SerialNumbers(folder))

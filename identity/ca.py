@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cbor2
@@ -41,7 +41,7 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     """Return the current time in UTC; the default clock."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _serial_key(serial_number: int) -> bytes:
@@ -54,12 +54,12 @@ def _to_ms(moment: datetime) -> int:
 
 
 def _from_ms(milliseconds: int) -> datetime:
-    return datetime.fromtimestamp(milliseconds / 1000, timezone.utc)
+    return datetime.fromtimestamp(milliseconds / 1000, UTC)
 
 
 @dataclass(frozen=True)
 class CaSettings:
-    """Where the CA is reachable and how long what it signs stays valid.
+    """Operator settings of the CA: its public URL and revocation data lifetimes.
 
     `base_url` is the public URL prefix (no trailing slash) under which
     identity.http serves /ca/; it goes into every certificate's CRL
@@ -142,7 +142,11 @@ class CertificateAuthority:
 
     @classmethod
     def open(
-        cls, folder: Path, passphrase: bytes, settings: CaSettings, clock: Clock = utc_now
+        cls,
+        folder: Path,
+        passphrase: bytes,
+        settings: CaSettings,
+        clock: Clock = utc_now,
     ) -> CertificateAuthority:
         """Open the CA that `create` made in `folder`."""
         try:
@@ -150,7 +154,9 @@ class CertificateAuthority:
             issuing = x509.load_pem_x509_certificate(
                 (folder / "issuing.pem").read_bytes()
             )
-            root_key = decrypt_private_key((folder / "root.key").read_bytes(), passphrase)
+            root_key = decrypt_private_key(
+                (folder / "root.key").read_bytes(), passphrase
+            )
             issuing_key = decrypt_private_key(
                 (folder / "issuing.key").read_bytes(), passphrase
             )
@@ -185,9 +191,13 @@ class CertificateAuthority:
         certificate cannot outlive its issuer's.
         """
         if validity <= timedelta(0):
-            raise InvalidInputError(f"certificate validity must be positive, not {validity}")
+            raise InvalidInputError(
+                f"certificate validity must be positive, not {validity}"
+            )
         not_before = self._clock().replace(microsecond=0)
-        not_after = min(not_before + validity, self.issuing_certificate.not_valid_after_utc)
+        not_after = min(
+            not_before + validity, self.issuing_certificate.not_valid_after_utc
+        )
         if not_after <= not_before:
             raise CertificateStatusError(
                 "the issuing CA has expired; create a new CA before enrolling"
@@ -297,7 +307,7 @@ class CertificateAuthority:
         )
 
     def ocsp_response(self, request_der: bytes) -> bytes:
-        """Answer a DER OCSP request about a certificate of the issuing CA."""
+        """Build the DER OCSP response to a request about an issuing CA certificate."""
 
         def lookup(serial_number: int) -> tuple[str, Revocation | None]:
             revocation = self.revocation(serial_number)

@@ -96,7 +96,7 @@ def check_code(
             message = "wrong or expired one-time password; check the device clock"
         return Outcome(state, None, ConsentError(message))
 
-    # 4. A code is good once: RFC 6238 section 5.2 says a verifier must not
+    # 4. A code is good once: RFC 6238 section 5.2 requires that a verifier not
     #    accept the second attempt of the same OTP. Later steps only.
     if step <= state["last_step"]:
         return Outcome(

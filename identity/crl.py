@@ -54,7 +54,9 @@ def build_crl(
         # RFC 5280 section 5.3.1: omit the reason code rather than use
         # unspecified.
         if revocation.reason != x509.ReasonFlags.unspecified:
-            entry = entry.add_extension(x509.CRLReason(revocation.reason), critical=False)
+            entry = entry.add_extension(
+                x509.CRLReason(revocation.reason), critical=False
+            )
         builder = builder.add_revoked_certificate(entry.build())
     crl = builder.sign(issuer_key, signature_hash(issuer_key))
     return crl.public_bytes(serialization.Encoding.DER)

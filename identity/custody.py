@@ -2,8 +2,8 @@
 
 What protects a custody key: it is stored as PKCS#8 PEM encrypted under a
 passphrase derived from the service passphrase (LEDGER_PASSPHRASE), so
-whoever runs the service with its store and passphrase can decrypt every
-custody key. The one-time password is a policy gate, not a cryptographic
+anyone who runs the service with its store and passphrase can decrypt
+every custody key. The one-time password is a policy gate, not a cryptographic
 barrier, because the service holds the TOTP secrets too: the service
 decrypts a key only after a correct code, records a `consent` entry naming
 the document first, and keeps no decrypted copy after handing the key to
@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ledger.appender import AppendResult
-
 from identity.keys import SigningKey
+from ledger.appender import AppendResult
 
 SERVICE = "service"
 EXTERNAL = "external"

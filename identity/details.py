@@ -1,6 +1,6 @@
 """The personal fields of an enrolment, normalised and checked for form.
 
-These values live only in the private store; the log sees their salted
+These values live only in the private store; the log contains only their salted
 commitments (`ledger.commitment`).
 """
 

@@ -49,6 +49,7 @@ except ModuleNotFoundError as error:  # pragma: no cover - removed once both exi
     def _encode_entry(entry: dict[str, Any]) -> bytes:
         return cbor2.dumps(entry, canonical=True)
 
+
 SALT_BYTES = 32
 SCHEMA_VERSION = 1
 
@@ -63,9 +64,13 @@ def new_salts(labels: list[str]) -> dict[str, bytes]:
     return {label: secrets.token_bytes(SALT_BYTES) for label in labels}
 
 
-def commitments(fields: Mapping[str, str], salts: Mapping[str, bytes]) -> dict[str, bytes]:
+def commitments(
+    fields: Mapping[str, str], salts: Mapping[str, bytes]
+) -> dict[str, bytes]:
     """Return the commitment of every field under its salt."""
-    return {label: commit(label, value, salts[label]) for label, value in fields.items()}
+    return {
+        label: commit(label, value, salts[label]) for label, value in fields.items()
+    }
 
 
 def fingerprint(certificate_der: bytes) -> bytes:
@@ -136,7 +141,9 @@ def revoke_entry(
 ) -> dict[str, Any]:
     """Build a `revoke` entry for the party's certificate."""
     entry = _common("revoke", time, prev)
-    entry.update(party=party_id, certificate=fingerprint(certificate_der), reason=reason)
+    entry.update(
+        party=party_id, certificate=fingerprint(certificate_der), reason=reason
+    )
     return entry
 
 

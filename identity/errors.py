@@ -60,4 +60,4 @@ class CertificateStatusError(IdentityError):
 
 
 class CustodyError(IdentityError):
-    """The service holds no signing key for this party (it signs client-side)."""
+    """The service has no signing key for this party, which signs client-side."""

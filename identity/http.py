@@ -1,9 +1,9 @@
 """HTTP routes of the certificate authority under /ca/.
 
-    GET  /ca/root.cer, /ca/issuing.cer   CA certificates (DER)
-    GET  /ca/root.crl, /ca/issuing.crl   CRLs (DER), fresh on each request
-    POST /ca/ocsp                        OCSP (RFC 6960 appendix A.1)
-    GET  /ca/ocsp/<base64 request>       OCSP by GET
+GET  /ca/root.cer, /ca/issuing.cer   CA certificates (DER)
+GET  /ca/root.crl, /ca/issuing.crl   CRLs (DER), fresh on each request
+POST /ca/ocsp                        OCSP (RFC 6960 appendix A.1)
+GET  /ca/ocsp/<base64 request>       OCSP by GET
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def decrypt_private_key(pem: bytes, passphrase: bytes) -> SigningKey:
     """Load an encrypted PKCS#8 PEM private key; raises ValueError if wrong."""
     key = serialization.load_pem_private_key(pem, passphrase)
     if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
-        raise ValueError(f"unsupported private key type {type(key).__name__}")
+        raise TypeError(f"unsupported private key type {type(key).__name__}")
     return key
 
 

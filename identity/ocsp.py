@@ -47,7 +47,7 @@ def respond(
     now: datetime,
     lifetime: timedelta,
 ) -> bytes:
-    """Answer a DER OCSP request; return the DER OCSP response.
+    """Build the DER OCSP response to a DER OCSP request.
 
     Never raises on bad input: a malformed request gets MALFORMED_REQUEST and
     a request about another issuer gets UNAUTHORIZED, as RFC 6960 section

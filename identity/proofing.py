@@ -23,7 +23,7 @@ from identity.errors import InvalidInputError, ProofingError
 
 @dataclass(frozen=True)
 class ProofingResult:
-    """What the log records about proofing: who checked, how, and the outcome."""
+    """The proofing record the log stores: verifier name, method and result."""
 
     verifier: str
     method: str
@@ -206,7 +206,7 @@ class DocumentCodeVerifier:
 
     def _drop_expired(self) -> None:
         now = self._clock()
-        for challenge_id in [c for c, v in self._challenges.items() if v.expires <= now]:
+        for challenge_id in [
+            c for c, v in self._challenges.items() if v.expires <= now
+        ]:
             del self._challenges[challenge_id]
-
-

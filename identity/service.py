@@ -5,7 +5,7 @@ Every step that changes a party appends one entry to the log through an
 raises an `IdentityError` before anything is appended or stored. The order
 of each step is: check everything, append the entry, then store the private
 record; a crash between the last two leaves an entry without its private
-record, which holds no personal data and names a party_id that stays
+record, which contains no personal data and names a party_id that stays
 unknown.
 """
 
@@ -21,8 +21,6 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ledger.appender import Appender, AppendResult
-
 from identity import certificates, consent, custody, entries, totp
 from identity.ca import CertificateAuthority, Clock, utc_now
 from identity.details import EnterpriseDetails, PersonDetails, check_party_id
@@ -37,17 +35,18 @@ from identity.errors import (
 from identity.keys import decrypt_private_key, encrypt_private_key, generate_key
 from identity.proofing import ProofingClaims, ProofingVerifier
 from identity.store import IdentityStore, Record
+from ledger.appender import Appender, AppendResult
 
 logger = logging.getLogger("identity")
 
 _DER = serialization.Encoding.DER
-# Where the national_id or registration_number sits in the store's index.
+# The index label of each kind: national_id or registration_number.
 _INDEX_LABEL = {"person": "national_id", "enterprise": "registration_number"}
 
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """What the operator sets: certificate lifetime, key type, TOTP policy."""
+    """Operator settings: certificate lifetime, key type, TOTP policy."""
 
     certificate_validity: timedelta = timedelta(days=365)
     key_type: str = "ec-p256"
@@ -70,7 +69,7 @@ class Party:
 
 @dataclass(frozen=True)
 class TotpProvisioning:
-    """What a signer scans into an authenticator app."""
+    """The otpauth:// URI and its QR code, for a signer's authenticator app."""
 
     uri: str
     qr_png: bytes = field(repr=False)
@@ -121,7 +120,7 @@ class IdentityService:
 
         The verifier sends a code to the person's e-mail address or phone
         (`channel`). Pass `certificate` to register a certificate the person
-        holds elsewhere instead of having the service generate a key.
+        keeps elsewhere instead of having the service generate a key.
         """
         details = details.normalised()
         self._check_not_enrolled("person", details.national_id)
@@ -164,7 +163,9 @@ class IdentityService:
     ) -> str:
         validity = validity or self._settings.certificate_validity
         if validity <= timedelta(0):
-            raise InvalidInputError(f"certificate validity must be positive, not {validity}")
+            raise InvalidInputError(
+                f"certificate validity must be positive, not {validity}"
+            )
         if certificate is not None:
             _check_signing_certificate(certificate, self._clock())
         challenge_id = await self._verifier.begin(claims)
@@ -225,7 +226,9 @@ class IdentityService:
         # 3. The entry: commitments, proofing result, fingerprint.
         fields = details.fields()
         salts = entries.new_salts(list(fields))
-        signatory = details.signatory if isinstance(details, EnterpriseDetails) else None
+        signatory = (
+            details.signatory if isinstance(details, EnterpriseDetails) else None
+        )
         entry = entries.enrolment_entry(
             pending.kind,
             party_id,
@@ -317,7 +320,9 @@ class IdentityService:
 
     # TOTP consent.
 
-    def provision_totp(self, party_id: str, account: str | None = None) -> TotpProvisioning:
+    def provision_totp(
+        self, party_id: str, account: str | None = None
+    ) -> TotpProvisioning:
         """Create the party's TOTP secret and return its otpauth:// URI and QR code.
 
         Replaces any earlier secret, which stops working at once. `account`
@@ -350,7 +355,9 @@ class IdentityService:
         """
         async with self._lock:
             record, certificate = self._signable(party_id, document_digest)
-            return await self._consent(party_id, record, certificate, code, document_digest)
+            return await self._consent(
+                party_id, record, certificate, code, document_digest
+            )
 
     async def unlock_signing_key(
         self, party_id: str, code: str, document_digest: bytes
@@ -367,7 +374,7 @@ class IdentityService:
             record, certificate = self._signable(party_id, document_digest)
             if record["custody"] != custody.SERVICE:
                 raise CustodyError(
-                    f"party {party_id} holds its own key; sign client-side and "
+                    f"party {party_id} keeps its own key; sign client-side and "
                     "call confirm_consent"
                 )
             appended = await self._consent(
@@ -416,7 +423,9 @@ class IdentityService:
         )
         self._store.update(party_id, lambda r: r.update(totp=outcome.state))
         if outcome.error is not None:
-            logger.warning("rejected one-time password party_id=%s: %s", party_id, outcome.error)
+            logger.warning(
+                "rejected one-time password party_id=%s: %s", party_id, outcome.error
+            )
             raise outcome.error
 
         # 2. Append the consent entry, with a commitment to the signer's name
@@ -455,13 +464,19 @@ class IdentityService:
         async with self._lock:
             return await self._revoke(party_id, reason)
 
-    async def _revoke(self, party_id: str, reason: x509.ReasonFlags) -> AppendResult | None:
+    async def _revoke(
+        self, party_id: str, reason: x509.ReasonFlags
+    ) -> AppendResult | None:
         record = self._active_record(party_id)
         if record["status"] == "revoked":
             return None
         certificate = x509.load_der_x509_certificate(record["certificate"])
         entry = entries.revoke_entry(
-            party_id, record["certificate"], reason.name, self._clock(), record["last_leaf_hash"]
+            party_id,
+            record["certificate"],
+            reason.name,
+            self._clock(),
+            record["last_leaf_hash"],
         )
         if record["custody"] == custody.SERVICE:
             self._ca.revoke(certificate.serial_number, reason)
@@ -511,4 +526,3 @@ def _check_signing_certificate(certificate: x509.Certificate, now: datetime) -> 
             f"certificate {certificate.serial_number:x} allows neither "
             "digitalSignature nor nonRepudiation"
         )
-

@@ -1,6 +1,6 @@
 """The identity service's private database of personal data (LMDB).
 
-Nothing here is public. One file holds three named databases:
+Nothing here is public. One file contains three named databases:
 
     parties   party_id -> CBOR record: personal fields, their salts, the
               certificate, the encrypted signing key, the TOTP state
@@ -104,7 +104,9 @@ class IdentityStore:
             for label, value in index.items():
                 existing = txn.get(f"{label}:{value}".encode(), db=self._index)
                 if existing is not None:
-                    raise DuplicateEnrolmentError(record["kind"], bytes(existing).decode())
+                    raise DuplicateEnrolmentError(
+                        record["kind"], bytes(existing).decode()
+                    )
             for label, value in index.items():
                 txn.put(f"{label}:{value}".encode(), party_id.encode(), db=self._index)
             txn.put(party_id.encode(), cbor2.dumps(record), db=self._parties)
@@ -121,7 +123,12 @@ class IdentityStore:
         return record
 
     def erase(self, party_id: str, index: dict[str, str]) -> None:
-        """Delete the personal data, salts and secrets of `party_id`."""
+        """Delete the personal data, salts and secrets of `party_id`.
+
+        NOTE: LMDB does not overwrite freed pages, so the old bytes stay in
+        the file until later writes reuse those pages; a compacting copy
+        (`lmdb.Environment.copy(path, compact=True)`) drops them at once.
+        """
         with self._env.begin(write=True) as txn:
             raw = txn.get(party_id.encode(), db=self._parties)
             if raw is None:

@@ -1,9 +1,8 @@
-"""Fixtures for the identity tests: a frozen clock, a CA, a log, a service."""
+"""Fixtures for the identity tests: a frozen clock, a CA, a real log, a service."""
 
 from __future__ import annotations
 
-import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,11 +11,12 @@ from identity.ca import CaSettings, CertificateAuthority
 from identity.proofing import DocumentCodeVerifier
 from identity.service import IdentityService, ServiceSettings
 from identity.store import IdentityStore
-from ledger.appender import AppendResult
+from ledger.sequencer import Sequencer
+from ledger.store import LogConfig, LogStore
 
 PASSPHRASE = b"identity test passphrase"
 BASE_URL = "http://127.0.0.1:8080"
-START = datetime(2026, 3, 2, 9, 0, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
 
 
 class FrozenClock:
@@ -32,17 +32,18 @@ class FrozenClock:
         self.now += timedelta(**delta)
 
 
-class MemoryLog:
-    """An in-memory Appender that keeps every entry's bytes in order."""
+class LogView:
+    """The raw leaf bytes of a log store, read back after each append."""
 
-    def __init__(self) -> None:
-        self.entries: list[bytes] = []
+    def __init__(self, store: LogStore) -> None:
+        self.store = store
 
-    async def append(self, entry: bytes) -> AppendResult:
-        # RFC 9162 section 2.1.1 leaf hash.
-        leaf_hash = hashlib.sha256(b"\x00" + entry).digest()
-        self.entries.append(entry)
-        return AppendResult(len(self.entries) - 1, leaf_hash)
+    @property
+    def entries(self) -> list[bytes]:
+        return [
+            bytes(self.store.read_entry(leaf_index))
+            for leaf_index in range(self.store.tree_size())
+        ]
 
 
 class Outbox:
@@ -70,8 +71,21 @@ def ca(tmp_path: Path, clock: FrozenClock):
 
 
 @pytest.fixture
-def log() -> MemoryLog:
-    return MemoryLog()
+def log_store(tmp_path: Path):
+    with LogStore(tmp_path / "log.lmdb", create=True) as store:
+        store.write_config(LogConfig("log.example/identity-test"))
+        yield store
+
+
+@pytest.fixture
+async def sequencer(log_store: LogStore):
+    async with Sequencer(log_store) as running:
+        yield running
+
+
+@pytest.fixture
+def log(log_store: LogStore) -> LogView:
+    return LogView(log_store)
 
 
 @pytest.fixture
@@ -80,8 +94,8 @@ def outbox() -> Outbox:
 
 
 @pytest.fixture
-def service(tmp_path: Path, ca, log, outbox, clock):
+async def service(tmp_path: Path, ca, sequencer, outbox, clock):
     store = IdentityStore(tmp_path / "identity.lmdb", PASSPHRASE)
     verifier = DocumentCodeVerifier(outbox, clock)
-    yield IdentityService(store, ca, log, verifier, ServiceSettings(), clock)
+    yield IdentityService(store, ca, sequencer, verifier, ServiceSettings(), clock)
     store.close()

@@ -44,7 +44,9 @@ async def test_pyotp_code_unlocks_key_once(service, outbox, log, clock):
 
     unlocked = await service.unlock_signing_key(party.party_id, code, DIGEST)
     assert unlocked.certificate == party.certificate
-    assert unlocked.chain_der == [c.public_bytes(serialization.Encoding.DER) for c in party.chain]
+    assert unlocked.chain_der == [
+        c.public_bytes(serialization.Encoding.DER) for c in party.chain
+    ]
     assert "private_key" not in repr(unlocked)
     signature = unlocked.private_key.sign(b"data", ec.ECDSA(hashes.SHA256()))
     party.certificate.public_key().verify(signature, b"data", ec.ECDSA(hashes.SHA256()))
@@ -123,7 +125,9 @@ async def test_rate_limit_and_lockout(service, outbox, log, clock):
     assert len(log.entries) == 1
 
     clock.advance(minutes=15)
-    await service.unlock_signing_key(party.party_id, code_at(authenticator, clock), DIGEST)
+    await service.unlock_signing_key(
+        party.party_id, code_at(authenticator, clock), DIGEST
+    )
     assert len(log.entries) == 2
 
 
@@ -205,5 +209,3 @@ async def test_custody_key_encrypted_in_store(service, outbox):
     secret = pyotp.parse_uri(service.provision_totp(party.party_id).uri).byte_secret()
     assert secret not in record["totp"]["secret"]
     assert secret not in service._store.get(party.party_id)["totp"]["secret"]
-
-

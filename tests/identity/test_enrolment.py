@@ -75,9 +75,12 @@ async def test_person_entry_has_no_personal_data(service, outbox, log):
         "result": "verified",
     }
     assert entry["custody"] == "service"
-    assert entry["certificate"] == hashlib.sha256(
-        party.certificate.public_bytes(serialization.Encoding.DER)
-    ).digest()
+    assert (
+        entry["certificate"]
+        == hashlib.sha256(
+            party.certificate.public_bytes(serialization.Encoding.DER)
+        ).digest()
+    )
 
     # Each commitment opens to the stored value with its salt.
     openings = service.commitment_openings(party.party_id)
@@ -96,7 +99,9 @@ async def test_certificate_subject_from_enrolment(service, outbox):
     serial = subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)[0].value
     assert serial == party.party_id
     assert ERIKA.national_id.encode() not in party.certificate.tbs_certificate_bytes
-    validity = party.certificate.not_valid_after_utc - party.certificate.not_valid_before_utc
+    validity = (
+        party.certificate.not_valid_after_utc - party.certificate.not_valid_before_utc
+    )
     assert validity == timedelta(days=365)
     assert party.chain[0].subject == party.certificate.issuer
 
@@ -105,7 +110,9 @@ async def test_enterprise_entry_has_no_personal_data(service, outbox, log):
     person = await enrol(service, outbox)
     details = EnterpriseDetails("Musterfirma GmbH", LEI, person.party_id)
     challenge = await service.begin_enterprise_enrolment(details, channel="phone")
-    enterprise = await service.complete_enrolment(challenge, outbox.codes["+4915112345678"])
+    enterprise = await service.complete_enrolment(
+        challenge, outbox.codes["+4915112345678"]
+    )
 
     leaf = log.entries[-1]
     for value in (b"Musterfirma", LEI.encode(), LEI.lower().encode()):
@@ -125,7 +132,15 @@ async def test_enterprise_entry_has_no_personal_data(service, outbox, log):
 
 @pytest.mark.parametrize(
     "national_id",
-    ["L898902C37", "L898902C35", "L898902C", "L8989*02C36", "", "X", "L898902C3612345678901"],
+    [
+        "L898902C37",
+        "L898902C35",
+        "L898902C",
+        "L8989*02C36",
+        "",
+        "X",
+        "L898902C3612345678901",
+    ],
 )
 async def test_malformed_national_id_rejected(service, outbox, log, national_id):
     details = PersonDetails(ERIKA.name, national_id, ERIKA.email, ERIKA.phone)
@@ -164,7 +179,9 @@ async def test_malformed_lei_rejected(service, outbox, log):
 
 async def test_duplicate_enrolment_rejected(service, outbox, log):
     party = await enrol(service, outbox)
-    same_person = PersonDetails(ERIKA.name, "l898902c36", "other@example.org", "+4930123456")
+    same_person = PersonDetails(
+        ERIKA.name, "l898902c36", "other@example.org", "+4930123456"
+    )
     with pytest.raises(DuplicateEnrolmentError, match=party.party_id):
         await service.begin_person_enrolment(same_person)
     assert len(log.entries) == 1
@@ -262,9 +279,14 @@ async def test_erasure_unlinks_entries(service, outbox, log, ca):
         service.party(party.party_id)
     record = service._store.get(party.party_id)
     assert record == {"kind": "person", "status": "erased"}
-    raw = b"".join(
-        bytes(value) for _, value in service._store._env.begin().cursor()
-    )
+    store = service._store
+    with store._env.begin() as txn:
+        raw = b"".join(
+            bytes(key) + bytes(value)
+            for db in (store._parties, store._index)
+            for key, value in txn.cursor(db=db)
+        )
+    assert party.party_id.encode() in raw
     for value in personal_values(ERIKA):
         assert value not in raw
 

@@ -1,4 +1,4 @@
-"""RFC 6238 TOTP: known answers, pyotp agreement, the otpauth URI, QR code."""
+"""RFC 6238 TOTP: known-answer vectors, pyotp agreement, the otpauth URI, QR code."""
 
 from __future__ import annotations
 

@@ -1,0 +1,240 @@
+"""A log's data folder: the store, the encrypted log key and the verifier key.
+
+`ledger init` lays out DIR/log.lmdb/, DIR/log.key (PKCS#8 PEM encrypted
+under LEDGER_PASSPHRASE) and DIR/log.vkey (the C2SP signed-note verifier
+key). `open_log` opens them again, and `check_log` re-derives every stored
+hash and every signed checkpoint from the entries.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ledger.checkpoint import Checkpoint, CheckpointError, sign_checkpoint
+from ledger.keys import generate_key_file, read_key_file
+from ledger.merkle import HASH_SIZE, leaf_hash, node_hash, root_hash
+from ledger.note import Ed25519Signer, Ed25519Verifier, NoteError, parse_note, verify_note
+from ledger.publisher import CheckpointSigner
+from ledger.store import (
+    ENTRIES_PER_BUNDLE,
+    LogConfig,
+    LogStore,
+    StoreError,
+    split_bundle,
+)
+
+STORE_NAME = "log.lmdb"
+KEY_NAME = "log.key"
+VKEY_NAME = "log.vkey"
+DEFAULT_ORIGIN = "ledger.localhost/log"
+
+
+class LogCheckError(Exception):
+    """A stored record does not match what the entries give.
+
+    `leaf_index` is the first leaf whose entry, stored hash or index record
+    is wrong, or None when the mismatch is in a checkpoint.
+    """
+
+    def __init__(self, message: str, leaf_index: int | None = None) -> None:
+        super().__init__(message)
+        self.leaf_index = leaf_index
+
+
+@dataclass
+class Log:
+    """An opened data folder; signer is None when opened without the passphrase."""
+
+    data_dir: Path
+    store: LogStore
+    config: LogConfig
+    verifier: Ed25519Verifier
+    signer: Ed25519Signer | None = None
+
+    def checkpoint_signer(self) -> CheckpointSigner:
+        """Return the function that signs a checkpoint of (tree_size, root_hash)."""
+        if self.signer is None:
+            raise StoreError(
+                "the log was opened without its key; set LEDGER_PASSPHRASE to sign"
+                " checkpoints"
+            )
+        signer = self.signer
+        origin = self.config.origin
+
+        def sign(tree_size: int, root: bytes) -> bytes:
+            return sign_checkpoint(Checkpoint(origin, tree_size, root), [signer])
+
+        return sign
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+
+def init_log(data_dir: Path, origin: str, passphrase: bytes) -> str:
+    """Create a log in data_dir and return its vkey.
+
+    Creates the encrypted key, the store with its configuration and the
+    vkey file. Raises StoreError when data_dir already holds a log.
+    """
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if (data_dir / STORE_NAME).exists() or (data_dir / KEY_NAME).exists():
+        raise StoreError(
+            f"{data_dir} already holds a log; choose an empty folder for a new one"
+        )
+    # Checked before any file is written: an invalid origin leaves nothing.
+    Checkpoint(origin, 0, bytes(HASH_SIZE))
+    key = generate_key_file(data_dir / KEY_NAME, passphrase)
+    signer = Ed25519Signer(origin, key)
+    with LogStore(data_dir / STORE_NAME, create=True) as store:
+        store.write_config(LogConfig(origin))
+    vkey = signer.vkey
+    (data_dir / VKEY_NAME).write_text(vkey + "\n")
+    return vkey
+
+
+def open_log(
+    data_dir: Path, *, passphrase: bytes | None = None, readonly: bool = False
+) -> Log:
+    """Open the log in data_dir; with a passphrase also load its signing key.
+
+    Raises StoreError when data_dir holds no log and KeyFileError when the
+    key cannot be decrypted.
+    """
+    data_dir = Path(data_dir)
+    try:
+        vkey = (data_dir / VKEY_NAME).read_text().strip()
+    except OSError as error:
+        raise StoreError(
+            f"no log in {data_dir}: {VKEY_NAME} is missing; create one with"
+            " `ledger init`"
+        ) from error
+    verifier = Ed25519Verifier.from_vkey(vkey)
+    signer = None
+    if passphrase is not None:
+        signer = Ed25519Signer(verifier.name, read_key_file(data_dir / KEY_NAME, passphrase))
+        if signer.vkey != vkey:
+            raise StoreError(
+                f"{KEY_NAME} does not match {VKEY_NAME} in {data_dir}; restore the"
+                " key that belongs to this log"
+            )
+    store = LogStore(data_dir / STORE_NAME, readonly=readonly)
+    try:
+        config = store.config()
+    except StoreError:
+        store.close()
+        raise
+    return Log(data_dir, store, config, verifier, signer)
+
+
+def _hashes_of_level(view, level: int) -> Iterator[bytes]:
+    for _, data in view.iter_rows(level):
+        for offset in range(0, len(data), HASH_SIZE):
+            yield data[offset : offset + HASH_SIZE]
+
+
+def check_log(log: Log) -> int:
+    """Re-derive every stored hash and checkpoint from the entries.
+
+    Returns the tree_size checked. Raises LogCheckError naming the first
+    leaf_index whose entry, leaf hash, index record or higher stored hash
+    disagrees, or the checkpoint whose root_hash or signature is wrong.
+    """
+    with log.store.view() as view:
+        tree_size = view.tree_size()
+
+        # 1. Each entry hashes to its stored leaf hash, and the leaf-hash
+        #    index finds it at its own leaf_index.
+        stored_leaves = _hashes_of_level(view, 0)
+        leaf_index = 0
+        for bundle_index, bundle in view.iter_bundles():
+            if bundle_index * ENTRIES_PER_BUNDLE != leaf_index:
+                raise LogCheckError(
+                    f"entry bundle {bundle_index} follows a missing bundle",
+                    leaf_index,
+                )
+            try:
+                entries = split_bundle(bundle)
+            except StoreError as error:
+                raise LogCheckError(
+                    f"entry bundle {bundle_index} is malformed: {error}", leaf_index
+                ) from error
+            for entry in entries:
+                computed = leaf_hash(entry)
+                stored = next(stored_leaves, None)
+                if stored is None or not hmac.compare_digest(computed, stored):
+                    raise LogCheckError(
+                        f"the entry at leaf_index {leaf_index} does not match its"
+                        " stored leaf_hash",
+                        leaf_index,
+                    )
+                if view.find_leaf(computed) != leaf_index:
+                    raise LogCheckError(
+                        f"the leaf-hash index does not lead to leaf_index {leaf_index}",
+                        leaf_index,
+                    )
+                leaf_index += 1
+        if leaf_index != tree_size:
+            raise LogCheckError(
+                f"the store holds {leaf_index} entries but its tree_size is"
+                f" {tree_size}",
+                min(leaf_index, tree_size),
+            )
+
+        # 2. Each stored level 2k hash is the hash of four checked hashes of
+        #    level 2k - 2 (odd levels are not stored).
+        level = 2
+        while tree_size >> level:
+            lower = _hashes_of_level(view, level - 2)
+            stored_level = _hashes_of_level(view, level)
+            for index in range(tree_size >> level):
+                a, b, c, d = [next(lower, b"") for _ in range(4)]
+                if len(d) != HASH_SIZE:
+                    raise LogCheckError(
+                        f"stored hashes of level {level - 2} end before leaf_index"
+                        f" {index << level}",
+                        index << level,
+                    )
+                computed = node_hash(node_hash(a, b), node_hash(c, d))
+                stored = next(stored_level, None)
+                if stored is None or not hmac.compare_digest(computed, stored):
+                    raise LogCheckError(
+                        f"stored hash ({level}, {index}) over leaves from leaf_index"
+                        f" {index << level} does not match the entries",
+                        index << level,
+                    )
+            level += 2
+
+        # 3. Every signed checkpoint and the published one carry the log's
+        #    signature and the root_hash of the checked tree of their size.
+        notes = view.signed_checkpoints()
+        latest = view.latest_checkpoint()
+        if latest is not None:
+            notes.append((latest.tree_size, latest.note))
+        for size, note in notes:
+            _check_checkpoint(log, view, tree_size, size, note)
+    return tree_size
+
+
+def _check_checkpoint(log: Log, view, tree_size: int, size: int, note: bytes) -> None:
+    try:
+        parsed = parse_note(note)
+        verify_note(parsed, [log.verifier])
+        checkpoint = Checkpoint.parse(parsed.text)
+    except (NoteError, CheckpointError) as error:
+        raise LogCheckError(f"checkpoint of tree_size {size} is invalid: {error}") from error
+    if checkpoint.tree_size != size or size > tree_size:
+        raise LogCheckError(
+            f"checkpoint stored under tree_size {size} has tree_size"
+            f" {checkpoint.tree_size}, and the log has {tree_size} entries"
+        )
+    computed = root_hash(size, view)
+    if not hmac.compare_digest(computed, checkpoint.root_hash):
+        raise LogCheckError(
+            f"checkpoint of tree_size {size} has root_hash"
+            f" {checkpoint.root_hash.hex()} but the entries give {computed.hex()}"
+        )

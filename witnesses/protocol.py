@@ -79,14 +79,3 @@ def parse_add_checkpoint(body: bytes) -> AddCheckpointRequest:
     if not note:
         raise RequestFormatError("request body has no checkpoint after the empty line")
     return AddCheckpointRequest(old_size, proof, note)
-
-
-def format_add_checkpoint(old_size: int, consistency_proof: list[bytes], note: bytes) -> bytes:
-    """Build an add-checkpoint request body.
-
-    Preconditions: 0 <= old_size, len(consistency_proof) <= 63.
-    """
-    lines = [b"old %d\n" % old_size]
-    lines.extend(base64.b64encode(node) + b"\n" for node in consistency_proof)
-    lines.append(b"\n")
-    return b"".join(lines) + note

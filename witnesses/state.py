@@ -140,7 +140,9 @@ class WitnessState:
             check(None if value is None else _unpack_latest(origin, value))
             note = cosign()
             txn.put(
-                origin.encode(), _pack_latest(tree_size, root_hash, note), db=self._latest
+                origin.encode(),
+                _pack_latest(tree_size, root_hash, note),
+                db=self._latest,
             )
             history_key = _origin_key(origin) + _SIZE.pack(tree_size)
             txn.put(history_key, root_hash + note, db=self._history)

@@ -8,12 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from witnesses.protocol import (
-    MAX_PROOF_LINES,
-    RequestFormatError,
-    format_add_checkpoint,
-    parse_add_checkpoint,
-)
+from ledger.witnessing import format_add_checkpoint
+from witnesses.protocol import MAX_PROOF_LINES, RequestFormatError, parse_add_checkpoint
 
 NOTE = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\n— x y\n".encode()
 

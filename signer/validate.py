@@ -160,11 +160,15 @@ async def async_validate_pdf(
     other_certs: Iterable[Certificate] = (),
     crls: Iterable[bytes | x509.CertificateRevocationList] = (),
     password: str | None = None,
+    diff_analysis: bool = True,
 ) -> list[SignatureReport]:
     """Validate every signature and document time stamp of `data`, in file order.
 
     Each one is checked against `trust_roots`, with `other_certs` as extra
-    intermediates and `crls` as the only revocation data. Raises
+    intermediates and `crls` as the only revocation data. Without
+    `diff_analysis` pyHanko skips comparing the revisions after each
+    signature, which takes seconds on long documents, and reports no
+    modification level. Raises
     `InvalidPdfError` or `PasswordError` if the file cannot be read; a bad
     signature is reported, not raised (see `require_valid`).
     """
@@ -178,12 +182,15 @@ async def async_validate_pdf(
         # paths in it and each signature is judged on its own.
         context = validation_context(roots, other_certs=others, crls=crl_list)
         if embedded.sig_object_type == "/DocTimeStamp":
-            status = await async_validate_pdf_timestamp(embedded, context)
+            status = await async_validate_pdf_timestamp(
+                embedded, context, skip_diff=not diff_analysis
+            )
         else:
             status = await async_validate_pdf_signature(
                 embedded,
                 signer_validation_context=context,
                 ts_validation_context=context,
+                skip_diff=not diff_analysis,
             )
         reports.append(_report(embedded.field_name, status))
     return reports
@@ -196,11 +203,17 @@ def validate_pdf(
     other_certs: Iterable[Certificate] = (),
     crls: Iterable[bytes | x509.CertificateRevocationList] = (),
     password: str | None = None,
+    diff_analysis: bool = True,
 ) -> list[SignatureReport]:
     """Run `async_validate_pdf` in a new event loop, for callers without one."""
     return asyncio.run(
         async_validate_pdf(
-            data, trust_roots, other_certs=other_certs, crls=crls, password=password
+            data,
+            trust_roots,
+            other_certs=other_certs,
+            crls=crls,
+            password=password,
+            diff_analysis=diff_analysis,
         )
     )
 

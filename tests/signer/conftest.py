@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -75,7 +74,7 @@ class SigningPki:
         return InMemorySigner(self.keys[name], self.certs[name], self.chain)  # type: ignore[arg-type]
 
     async def validate(
-        self, data: bytes, password: str | None = None
+        self, data: bytes, password: str | None = None, diff_analysis: bool = True
     ) -> list[SignatureReport]:
         return await async_validate_pdf(
             data,
@@ -83,6 +82,7 @@ class SigningPki:
             other_certs=self.chain,
             crls=self.crls,
             password=password,
+            diff_analysis=diff_analysis,
         )
 
 
@@ -216,6 +216,14 @@ def contract_pdf() -> bytes:
     return make_contract(1)
 
 
-@pytest.fixture(scope="session")
-def shared_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("signer")
+def change_one_signed_byte(data: bytes) -> bytes:
+    """Return `data` with the minor digit of its `%PDF-1.x` header changed.
+
+    The header lies inside the first byte range of every signature, and
+    readers still parse the file, so validators must report a digest
+    mismatch rather than a parse error.
+    """
+    position = data.index(b"%PDF-1.") + len(b"%PDF-1.")
+    digit = data[position : position + 1]
+    replacement = b"4" if digit != b"4" else b"5"
+    return data[:position] + replacement + data[position + 1 :]

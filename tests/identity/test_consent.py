@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from identity import certificates
+from identity.custody import UnlockedKey
 from identity.errors import (
     CertificateStatusError,
     ConsentError,
@@ -209,3 +211,17 @@ async def test_custody_key_encrypted_in_store(service, outbox):
     secret = pyotp.parse_uri(service.provision_totp(party.party_id).uri).byte_secret()
     assert secret not in record["totp"]["secret"]
     assert secret not in service._store.get(party.party_id)["totp"]["secret"]
+
+
+async def test_same_code_concurrently_accepted_once(service, outbox, log, clock):
+    party, authenticator = await provisioned(service, outbox)
+    code = code_at(authenticator, clock)
+    results = await asyncio.gather(
+        *(service.unlock_signing_key(party.party_id, code, DIGEST) for _ in range(5)),
+        return_exceptions=True,
+    )
+    unlocked = [r for r in results if isinstance(r, UnlockedKey)]
+    rejected = [r for r in results if isinstance(r, ConsentError)]
+    assert len(unlocked) == 1
+    assert len(rejected) == 4
+    assert len(log.entries) == 2

@@ -78,13 +78,13 @@ def init_log(data_dir: Path, origin: str, passphrase: bytes) -> str:
     """Create a log in data_dir and return its vkey.
 
     Creates the encrypted key, the store with its configuration and the
-    vkey file. Raises StoreError when data_dir already holds a log.
+    vkey file. Raises StoreError when data_dir already contains a log.
     """
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     if (data_dir / STORE_NAME).exists() or (data_dir / KEY_NAME).exists():
         raise StoreError(
-            f"{data_dir} already holds a log; choose an empty folder for a new one"
+            f"{data_dir} already contains a log; choose an empty folder for a new one"
         )
     # Checked before any file is written: an invalid origin leaves nothing.
     Checkpoint(origin, 0, bytes(HASH_SIZE))
@@ -102,7 +102,7 @@ def open_log(
 ) -> Log:
     """Open the log in data_dir; with a passphrase also load its signing key.
 
-    Raises StoreError when data_dir holds no log and KeyFileError when the
+    Raises StoreError when data_dir contains no log and KeyFileError when the
     key cannot be decrypted.
     """
     data_dir = Path(data_dir)
@@ -180,7 +180,7 @@ def check_log(log: Log) -> int:
                 leaf_index += 1
         if leaf_index != tree_size:
             raise LogCheckError(
-                f"the store holds {leaf_index} entries but its tree_size is"
+                f"the store contains {leaf_index} entries but its tree_size is"
                 f" {tree_size}",
                 min(leaf_index, tree_size),
             )

@@ -191,13 +191,13 @@ class Publisher:
         await asyncio.to_thread(self.store.publish_checkpoint, checkpoint)
         self._latest = checkpoint
         remaining = []
-        for wanted, future in self._waiters:
+        for expected_size, future in self._waiters:
             if future.done():
                 continue
-            if wanted <= tree_size:
+            if expected_size <= tree_size:
                 future.set_result(published)
             else:
-                remaining.append((wanted, future))
+                remaining.append((expected_size, future))
         self._waiters = remaining
         logger.debug("published checkpoint of tree_size %d", tree_size)
         return checkpoint

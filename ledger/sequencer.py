@@ -1,9 +1,9 @@
 """The sequencer: batches concurrent appends into one durable commit each.
 
 Callers await `append(entry)`. Entries queue up while the previous batch
-commits; the integrating task takes up to `max_batch` of them, waiting at
-most `max_delay` seconds for a batch to fill once the first entry arrived,
-and commits them in one LMDB write transaction on a worker thread. LMDB
+commits. The integrating task then takes up to `max_batch` of them, after
+waiting at most `max_delay` seconds for the batch to fill, and commits them
+in one LMDB write transaction on a worker thread. LMDB
 releases the GIL during the fsync, so the event loop keeps queueing the next
 batch meanwhile. Each caller gets its AppendResult only after the commit
 returned, so an acknowledged entry is on disk.

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 from datetime import timedelta
 
-import cbor2
 import pyotp
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,6 +22,7 @@ from identity.errors import (
     UnknownPartyError,
 )
 from identity.keys import generate_key
+from ledger.entry import decode_entry
 
 from .test_enrolment import ERIKA, JOHN, enrol
 
@@ -55,7 +55,7 @@ async def test_pyotp_code_unlocks_key_once(service, outbox, log, clock):
 
     # The consent entry: chained to the enrolment, naming the document.
     assert len(log.entries) == 2
-    entry = cbor2.loads(log.entries[1])
+    entry = decode_entry(log.entries[1])
     assert entry["type"] == "consent"
     assert entry["document"] == DIGEST
     assert entry["prev"] == party.leaf_hash
@@ -73,7 +73,7 @@ async def test_pyotp_code_unlocks_key_once(service, outbox, log, clock):
     second = await service.unlock_signing_key(
         party.party_id, code_at(authenticator, clock), DIGEST
     )
-    assert cbor2.loads(log.entries[2])["prev"] == unlocked.consent.leaf_hash
+    assert decode_entry(log.entries[2])["prev"] == unlocked.consent.leaf_hash
     assert second.consent.leaf_index == 2
 
 
@@ -173,7 +173,7 @@ async def test_revoked_certificate(service, outbox, log, clock, ca):
     party, authenticator = await provisioned(service, outbox)
     revoked = await service.revoke(party.party_id)
     assert revoked.leaf_index == 1
-    assert cbor2.loads(log.entries[1])["prev"] == party.leaf_hash
+    assert decode_entry(log.entries[1])["prev"] == party.leaf_hash
     assert await service.revoke(party.party_id) is None
     assert ca.revocation(party.certificate.serial_number) is not None
     with pytest.raises(CertificateStatusError, match="revoked"):
@@ -199,7 +199,7 @@ async def test_external_signer_consents_without_key(service, outbox, log, clock,
         party.party_id, code_at(authenticator, clock), DIGEST
     )
     assert appended.leaf_index == 1
-    assert cbor2.loads(log.entries[1])["type"] == "consent"
+    assert decode_entry(log.entries[1])["type"] == "consent"
 
 
 async def test_custody_key_encrypted_in_store(service, outbox):

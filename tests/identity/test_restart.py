@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 
-import cbor2
 import pyotp
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -14,6 +13,7 @@ from identity.errors import ConsentError
 from identity.proofing import DocumentCodeVerifier
 from identity.service import IdentityService
 from identity.store import IdentityStore
+from ledger.entry import decode_entry
 from ledger.sequencer import Sequencer
 from ledger.store import LogConfig, LogStore
 
@@ -68,7 +68,7 @@ async def test_restart_keeps_keys_and_replay_state(tmp_path):
 
     assert second.certificate == party.certificate
     assert second.private_key.private_numbers() == first.private_key.private_numbers()
-    entry = cbor2.loads(log_store.read_entry(second.consent.leaf_index))
+    entry = decode_entry(log_store.read_entry(second.consent.leaf_index))
     assert entry["prev"] == first.consent.leaf_hash
     assert log_store.tree_size() == 3
     log_store.close()

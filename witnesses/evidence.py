@@ -1,8 +1,8 @@
 """Fork evidence: two signed checkpoints of one log that cannot both be true.
 
 Mirrors and gossip write each fork they find as one JSON file under
-`DIR/forks/`, named by the SHA-256 of the conflicting note, so that the same
-fork seen again is stored once and an operator can hand the file to anyone:
+`DIR/forks/`, named by the SHA-256 of the conflicting note, so the same fork
+seen again is stored once. An operator can hand the file to anyone, because
 both notes carry the log's signature, which is what makes them evidence.
 """
 

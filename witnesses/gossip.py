@@ -3,9 +3,9 @@
 Each node serves its latest checkpoint of a log at `<base URL>/<origin
 hash>/checkpoint`, where the origin hash is the lowercase hex SHA-256 of the
 origin. A gossip round fetches that checkpoint from every peer, checks the
-log's signature, and asks the local node for the root_hash it holds for the
-same tree_size: a witness holds every size it cosigned, a mirror every size up
-to its verified checkpoint. Two different root_hashes for one tree_size, both
+log's signature, and looks up the local node's root_hash for the same
+tree_size. A witness has one for every size it cosigned, a mirror for every
+size up to its verified checkpoint. Two different root_hashes for one tree_size, both
 signed by the log, are a fork, reported with both signed notes.
 """
 
@@ -35,7 +35,7 @@ class CheckpointView(Protocol):
     def root_at(self, tree_size: int) -> tuple[bytes, bytes] | None:
         """Return (root_hash, a signed note that commits to it), or None.
 
-        None when the node holds nothing for that tree_size.
+        None when the node has no root_hash for that tree_size.
         """
         ...
 

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.checkpoint import Checkpoint, CheckpointError, sign_checkpoint
 from ledger.keys import generate_key_file, read_key_file
-from ledger.merkle import HASH_SIZE, leaf_hash, node_hash, root_hash
+from ledger.merkle import HASH_SIZE, consistency_proof, leaf_hash, node_hash, root_hash
 from ledger.note import Ed25519Signer, Ed25519Verifier, NoteError, parse_note, verify_note
-from ledger.publisher import CheckpointSigner
+from ledger.publisher import (
+    DEFAULT_IDLE_INTERVAL,
+    DEFAULT_INTERVAL,
+    CheckpointSigner,
+    NoteHook,
+    Publisher,
+)
 from ledger.store import (
     ENTRIES_PER_BUNDLE,
     LogConfig,
@@ -53,6 +59,7 @@ class Log:
     config: LogConfig
     verifier: Ed25519Verifier
     signer: Ed25519Signer | None = None
+    _witnessing: object | None = field(default=None, repr=False)
 
     def checkpoint_signer(self) -> CheckpointSigner:
         """Return the function that signs a checkpoint of (tree_size, root_hash)."""
@@ -68,6 +75,45 @@ class Log:
             return sign_checkpoint(Checkpoint(origin, tree_size, root), [signer])
 
         return sign
+
+    def make_publisher(
+        self,
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        idle_interval: float = DEFAULT_IDLE_INTERVAL,
+        time_stamp: NoteHook | None = None,
+    ) -> Publisher:
+        """Build the publisher, with witnessing when the configuration has a quorum.
+
+        Requires the signing key (open_log with a passphrase).
+        """
+        cosign = None
+        if self.config.quorum > 0:
+            from ledger.witnessing import WitnessEndpoint, Witnessing
+
+            store = self.store
+
+            def proof_source(size1: int, size2: int) -> list[bytes]:
+                return consistency_proof(size1, size2, store)
+
+            endpoints = [WitnessEndpoint(url, vkey) for url, vkey in self.config.witnesses]
+            self._witnessing = Witnessing(endpoints, self.config.quorum, proof_source)
+            cosign = self._witnessing
+        return Publisher(
+            self.store,
+            self.checkpoint_signer(),
+            interval=interval,
+            idle_interval=idle_interval,
+            time_stamp=time_stamp,
+            cosign=cosign,
+            quorum=self.config.quorum,
+        )
+
+    async def close_hooks(self) -> None:
+        """Close the witnessing client that make_publisher created, if any."""
+        if self._witnessing is not None:
+            await self._witnessing.close()
+            self._witnessing = None
 
     def close(self) -> None:
         """Close the store."""

@@ -205,9 +205,9 @@ async def test_inclusion_proofs(log):
             verify_inclusion(
                 leaf_hash(entries[leaf_index]), leaf_index, 1000, proof, checkpoint.root_hash
             )
-        wanted = leaf_hash(entries[123])
-        for text in (wanted.hex(), base64.b64encode(wanted).decode(),
-                     base64.urlsafe_b64encode(wanted).decode()):
+        expected_hash = leaf_hash(entries[123])
+        for text in (expected_hash.hex(), base64.b64encode(expected_hash).decode(),
+                     base64.urlsafe_b64encode(expected_hash).decode()):
             async with server.get(
                 "/log/proof/inclusion", params={"leaf_hash": text, "tree_size": "500"}
             ) as r:
@@ -219,7 +219,7 @@ async def test_inclusion_proofs(log):
             proof = [base64.b64decode(h) for h in body["inclusion_proof"]]
             root = reference_root([leaf_hash(e) for e in entries[:500]])
             assert base64.b64decode(body["root_hash"]) == root
-            verify_inclusion(wanted, 123, 500, proof, root)
+            verify_inclusion(expected_hash, 123, 500, proof, root)
 
 
 async def test_consistency_proofs(log):

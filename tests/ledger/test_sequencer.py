@@ -28,8 +28,8 @@ async def test_concurrent_writers_get_distinct_indexes(store):
         for i in range(per_writer):
             entry = f"writer {number} entry {i}".encode()
             result = await sequencer.append(entry)
-            # A fresh read transaction sees only committed data, so the
-            # entry must already be there when the caller is answered.
+            # A fresh read transaction reads only committed data, so the
+            # entry must be stored before append() returns.
             assert store.read_entry(result.leaf_index) == entry
             assert result.leaf_hash == leaf_hash(entry)
             assert not result.duplicate
@@ -104,7 +104,8 @@ async def test_close_commits_queued_entries(store):
 
 
 async def test_failed_commit_acknowledges_nothing(tmp_path):
-    # A map of 1 MiB fills quickly; the failing batch must not be answered.
+    # A map of 1 MiB fills quickly, and no entry of the failing batch may be
+    # acknowledged.
     with LogStore(tmp_path / "small.lmdb", create=True, map_size=1 << 20) as small:
         async with Sequencer(small, max_batch=64) as sequencer:
             committed = 0

@@ -1,0 +1,298 @@
+"""The log's commands: `ledger init`, `ledger serve`, `ledger log append|check`.
+
+Handlers import the store and aiohttp inside, so that `ledger --help` stays
+fast. Errors print one line to stderr and return status 1; a missing
+LEDGER_PASSPHRASE returns status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the init, serve and log subcommands."""
+    init = subparsers.add_parser(
+        "init",
+        help="create a log and its key in a data folder",
+        description="Create DIR/log.lmdb, the encrypted DIR/log.key and"
+        " DIR/log.vkey, and print the log's verifier key. The key is encrypted"
+        " under LEDGER_PASSPHRASE.",
+    )
+    init.add_argument("--data", required=True, type=Path, metavar="DIR",
+                      help="data folder of the log (created if missing)")
+    init.add_argument("--origin", default=None, metavar="NAME",
+                      help="checkpoint origin and log key name"
+                      " (default: ledger.localhost/log)")
+    init.set_defaults(handler=_init)
+
+    serve = subparsers.add_parser(
+        "serve",
+        help="serve the log's read API",
+        description="Serve /log/checkpoint, tiles, entry bundles and proofs."
+        " With LEDGER_PASSPHRASE set it also publishes checkpoints.",
+    )
+    serve.add_argument("--data", required=True, type=Path, metavar="DIR",
+                       help="data folder that `ledger init` created")
+    serve.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
+                       help="address to listen on (default: %(default)s)")
+    _add_checkpoint_options(serve)
+    serve.set_defaults(handler=_serve)
+
+    log = subparsers.add_parser("log", help="operate on the log's store directly")
+    commands = log.add_subparsers(dest="log_command", metavar="COMMAND", required=True)
+    append = commands.add_parser(
+        "append",
+        help="append each line of standard input as an import entry",
+        description="Wrap each line of standard input (without its line end)"
+        " as an `import` entry and append it through the sequencer. Each"
+        " entry's leaf_index is printed once the entry is durable, so the"
+        " printed lines are exactly the acknowledged entries, in input order."
+        " With LEDGER_PASSPHRASE set, checkpoints are published as well.",
+    )
+    append.add_argument("--data", required=True, type=Path, metavar="DIR",
+                        help="data folder that `ledger init` created")
+    _add_checkpoint_options(append)
+    append.set_defaults(handler=_append)
+
+    check = commands.add_parser(
+        "check",
+        help="re-derive every stored hash and checkpoint from the entries",
+        description="Recompute every leaf hash and stored hash from the"
+        " entries and verify every checkpoint's signature and root_hash."
+        " Exits 1 and names the first bad leaf_index on a mismatch.",
+    )
+    check.add_argument("--data", required=True, type=Path, metavar="DIR",
+                       help="data folder that `ledger init` created")
+    check.set_defaults(handler=_check)
+
+
+def _add_checkpoint_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint-interval", type=float, default=1.0,
+                        metavar="SECONDS",
+                        help="publish a checkpoint this often when the tree grew"
+                        " (default: %(default)s)")
+    parser.add_argument("--idle-interval", type=float, default=60.0,
+                        metavar="SECONDS",
+                        help="re-sign the checkpoint this often when the tree did"
+                        " not grow (default: %(default)s)")
+
+
+def _fail(message: str, status: int = EXIT_FAILURE) -> int:
+    print(f"ledger: {message}", file=sys.stderr)
+    return status
+
+
+def _passphrase() -> bytes | None:
+    from ledger.keys import PassphraseMissingError, passphrase_from_environment
+
+    try:
+        return passphrase_from_environment()
+    except PassphraseMissingError:
+        return None
+
+
+def _init(args: argparse.Namespace) -> int:
+    from ledger.checkpoint import CheckpointError
+    from ledger.keys import KeyFileError, PassphraseMissingError, passphrase_from_environment
+    from ledger.log import DEFAULT_ORIGIN, init_log
+    from ledger.note import NoteError
+    from ledger.store import StoreError
+
+    try:
+        passphrase = passphrase_from_environment()
+    except PassphraseMissingError as error:
+        return _fail(str(error), EXIT_USAGE)
+    origin = args.origin or DEFAULT_ORIGIN
+    try:
+        vkey = init_log(args.data, origin, passphrase)
+    except (StoreError, KeyFileError, CheckpointError, NoteError, OSError) as error:
+        return _fail(f"cannot create a log in {args.data}: {error}")
+    print(vkey)
+    return 0
+
+
+def _open(args: argparse.Namespace, passphrase: bytes | None, readonly: bool = False):
+    from ledger.log import open_log
+
+    return open_log(args.data, passphrase=passphrase, readonly=readonly)
+
+
+def _check_intervals(args: argparse.Namespace) -> str | None:
+    if not 0 < args.checkpoint_interval <= args.idle_interval:
+        return (
+            f"--checkpoint-interval {args.checkpoint_interval} and --idle-interval"
+            f" {args.idle_interval} must satisfy 0 < checkpoint interval <= idle"
+            " interval"
+        )
+    return None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from ledger.http import add_read_routes
+    from ledger.keys import KeyFileError
+    from ledger.store import StoreError
+
+    host, separator, port_text = args.listen.rpartition(":")
+    if not separator or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        return _fail(f"--listen {args.listen!r} is not HOST:PORT with 0 < PORT < 65536")
+    problem = _check_intervals(args)
+    if problem:
+        return _fail(problem, EXIT_USAGE)
+    try:
+        log = _open(args, _passphrase())
+    except (StoreError, KeyFileError) as error:
+        return _fail(str(error))
+
+    app = web.Application()
+    add_read_routes(app, log.store)
+
+    async def publish_checkpoints(app: web.Application):
+        publisher = None
+        if log.signer is not None:
+            publisher = log.make_publisher(
+                interval=args.checkpoint_interval, idle_interval=args.idle_interval
+            )
+            await publisher.start()
+        yield
+        if publisher is not None:
+            await publisher.close()
+            await log.close_hooks()
+
+    app.cleanup_ctx.append(publish_checkpoints)
+    try:
+        web.run_app(app, host=host.strip("[]") or None, port=int(port_text), print=None)
+    finally:
+        log.close()
+    return 0
+
+
+def _append(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ledger.keys import KeyFileError
+    from ledger.store import StoreError
+
+    problem = _check_intervals(args)
+    if problem:
+        return _fail(problem, EXIT_USAGE)
+    try:
+        log = _open(args, _passphrase())
+    except (StoreError, KeyFileError) as error:
+        return _fail(str(error))
+    try:
+        return asyncio.run(_append_lines(log, args, sys.stdin.buffer.fileno(), sys.stdout))
+    finally:
+        log.close()
+
+
+async def _append_lines(log, args: argparse.Namespace, descriptor: int, output) -> int:
+    import asyncio
+    import collections
+    import os
+    import time
+
+    from ledger.entry import EntryError, encode_entry
+    from ledger.sequencer import Sequencer
+
+    loop = asyncio.get_running_loop()
+    publisher = None
+    if log.signer is not None:
+        publisher = log.make_publisher(
+            interval=args.checkpoint_interval, idle_interval=args.idle_interval
+        )
+    sequencer = Sequencer(log.store, publisher=publisher)
+    await sequencer.start()
+    if publisher is not None:
+        await publisher.start()
+
+    # Acknowledgments are printed in input order: the head of `pending`
+    # is printed as soon as its commit returned.
+    pending: collections.deque[asyncio.Future] = collections.deque()
+    window = asyncio.Semaphore(8192)
+    status = 0
+
+    def flush_done() -> None:
+        lines = []
+        while pending and pending[0].done() and pending[0].exception() is None:
+            lines.append(f"{pending.popleft().result().leaf_index}\n")
+        if lines:
+            output.write("".join(lines))
+            output.flush()
+
+    async def submit(entry: bytes) -> object:
+        try:
+            return await sequencer.append(entry)
+        finally:
+            window.release()
+
+    def on_done(_: asyncio.Future) -> None:
+        flush_done()
+
+    line_number = 0
+    remainder = b""
+    try:
+        while True:
+            chunk = await loop.run_in_executor(None, os.read, descriptor, 1 << 16)
+            if not chunk:
+                lines = [remainder] if remainder else []
+            else:
+                *lines, remainder = (remainder + chunk).split(b"\n")
+            for line in lines:
+                line_number += 1
+                data = line.removesuffix(b"\r")
+                entry = {"v": 1, "type": "import", "time": int(time.time() * 1000), "data": data}
+                try:
+                    encoded = encode_entry(entry)
+                except EntryError as error:
+                    status = _fail(f"line {line_number} was not appended: {error}")
+                    break
+                await window.acquire()
+                task = asyncio.ensure_future(submit(encoded))
+                task.add_done_callback(on_done)
+                pending.append(task)
+            if status or not chunk:
+                break
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        flush_done()
+        if pending:
+            error = pending[0].exception()
+            status = _fail(f"appending failed; entries after the printed ones were not acknowledged: {error}")
+        if publisher is not None and not status:
+            try:
+                await publisher.publish()
+            except Exception as error:
+                status = _fail(f"entries are durable but the final checkpoint failed: {error}")
+    finally:
+        await sequencer.close()
+        if publisher is not None:
+            await publisher.close()
+            await log.close_hooks()
+    return status
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ledger.log import LogCheckError, check_log
+    from ledger.store import StoreError
+
+    try:
+        log = _open(args, None, readonly=True)
+    except StoreError as error:
+        return _fail(str(error))
+    try:
+        tree_size = check_log(log)
+    except LogCheckError as error:
+        where = f" at leaf_index {error.leaf_index}" if error.leaf_index is not None else ""
+        return _fail(f"log check failed{where}: {error}")
+    finally:
+        log.close()
+    print(f"ok: {tree_size} entries and their checkpoints match")
+    return 0

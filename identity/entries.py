@@ -23,45 +23,24 @@ by its party_id, a random pseudonym.
 from __future__ import annotations
 
 import hashlib
-import secrets
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from identity.proofing import ProofingResult
-
-try:
-    from ledger.commitment import commit as _ledger_commit
-    from ledger.entry import encode_entry as _encode_entry
-except ModuleNotFoundError as error:  # pragma: no cover - removed once both exist
-    # TODO: ledger.entry and ledger.commitment are not in this checkout yet.
-    # Until they are, encode with the same published rules: RFC 8949
-    # section 4.2.1 deterministic CBOR, and SHA-256 over
-    # "ledger-commitment/v1\n" + label + "\n" + salt + value.
-    if error.name not in ("ledger.entry", "ledger.commitment"):
-        raise
-    import cbor2
-
-    def _ledger_commit(label: str, value: bytes, salt: bytes) -> bytes:
-        prefix = b"ledger-commitment/v1\n" + label.encode() + b"\n"
-        return hashlib.sha256(prefix + salt + value).digest()
-
-    def _encode_entry(entry: dict[str, Any]) -> bytes:
-        return cbor2.dumps(entry, canonical=True)
-
-
-SALT_BYTES = 32
-SCHEMA_VERSION = 1
+from ledger.commitment import commit as ledger_commit
+from ledger.commitment import new_salt
+from ledger.entry import SCHEMA_VERSION, encode_entry
 
 
 def commit(label: str, value: str, salt: bytes) -> bytes:
     """Return the salted commitment to one personal field (ledger.commitment)."""
-    return _ledger_commit(label, value.encode("utf-8"), salt)
+    return ledger_commit(label, value.encode("utf-8"), salt)
 
 
 def new_salts(labels: list[str]) -> dict[str, bytes]:
     """Return a fresh random 32-byte salt for each label."""
-    return {label: secrets.token_bytes(SALT_BYTES) for label in labels}
+    return {label: new_salt() for label in labels}
 
 
 def commitments(
@@ -149,4 +128,4 @@ def revoke_entry(
 
 def encode(entry: dict[str, Any]) -> bytes:
     """Encode an entry as the deterministic CBOR that `ledger.entry` accepts."""
-    return _encode_entry(entry)
+    return encode_entry(entry)

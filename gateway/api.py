@@ -38,23 +38,25 @@ class Workflow(Protocol):
 
     async def complete_enrolment(self, challenge_id: str, code: str) -> dict[str, Any]: ...
 
-    async def upload(self, party_id: str, pdf: bytes, title: str | None, password: str | None) -> dict[str, Any]: ...
+    async def upload(
+        self, party_id: str, pdf: bytes, title: str | None, password: str | None, countersigner: str
+    ) -> dict[str, Any]: ...
 
     async def sign(self, party_id: str, contract_id: str, totp: str) -> dict[str, Any]: ...
 
-    async def send(self, party_id: str, contract_id: str, recipient: str) -> dict[str, Any]: ...
+    async def send(self, party_id: str, contract_id: str, recipient: str | None) -> dict[str, Any]: ...
 
     async def countersign(self, party_id: str, contract_id: str, totp: str) -> dict[str, Any]: ...
 
     async def store(self, party_id: str, contract_id: str) -> dict[str, Any]: ...
 
-    async def contracts(self, party_id: str, query: dict[str, str]) -> list[dict[str, Any]]: ...
+    async def contracts_of(self, party_id: str, query: dict[str, str]) -> list[dict[str, Any]]: ...
 
     async def contract(self, party_id: str, contract_id: str) -> dict[str, Any]: ...
 
     async def document(self, party_id: str, contract_id: str) -> bytes: ...
 
-    async def evidence(self, party_id: str, contract_id: str) -> bytes: ...
+    async def evidence(self, party_id: str, contract_id: str, disclose: bool) -> bytes: ...
 
 
 WORKFLOW_KEY = web.AppKey("workflow", Workflow)
@@ -129,7 +131,11 @@ async def upload(request: web.Request) -> web.Response:
     pdf = binary_field(body, "pdf", max_size=PDF_LIMIT)
     title = text_field(body, "title", required=False)
     password = text_field(body, "password", required=False)
-    result = await request.app[WORKFLOW_KEY].upload(party_id, pdf, title, password)
+    countersigner = text_field(body, "countersigner", max_length=64)
+    assert countersigner is not None
+    result = await request.app[WORKFLOW_KEY].upload(
+        party_id, pdf, title, password, countersigner
+    )
     return web.json_response(result, status=201)
 
 
@@ -146,8 +152,7 @@ async def send(request: web.Request) -> web.Response:
     party_id = _party(request)
     contract_id = _contract_id(request)
     body = await read_map(request)
-    recipient = text_field(body, "recipient", max_length=128)
-    assert recipient is not None
+    recipient = text_field(body, "recipient", required=False, max_length=254)
     async with _contract_lock(request, contract_id):
         result = await request.app[WORKFLOW_KEY].send(party_id, contract_id, recipient)
     return web.json_response(result)
@@ -178,7 +183,7 @@ async def list_contracts(request: web.Request) -> web.Response:
     if unknown:
         raise MalformedRequest(f"unknown query parameters {sorted(unknown)}")
     query = {key: request.query[key] for key in allowed if key in request.query}
-    contracts = await request.app[WORKFLOW_KEY].contracts(party_id, query)
+    contracts = await request.app[WORKFLOW_KEY].contracts_of(party_id, query)
     return web.json_response({"contracts": contracts})
 
 
@@ -202,8 +207,13 @@ async def download(request: web.Request) -> web.Response:
 async def evidence(request: web.Request) -> web.Response:
     party_id = _party(request)
     contract_id = _contract_id(request)
+    disclose = request.query.get("disclose", "false")
+    if disclose not in ("true", "false"):
+        raise MalformedRequest("query parameter 'disclose' must be true or false")
     async with _contract_lock(request, contract_id):
-        bundle = await request.app[WORKFLOW_KEY].evidence(party_id, contract_id)
+        bundle = await request.app[WORKFLOW_KEY].evidence(
+            party_id, contract_id, disclose == "true"
+        )
     return web.Response(
         body=bundle,
         content_type="application/zip",

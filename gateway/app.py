@@ -44,7 +44,7 @@ def build_app(
 
         add_read_routes(app, log_source)
     if tsa is not None:
-        from ledger.tsa.http import add_tsa_routes
+        from ledger.tsa.server import add_tsa_routes
 
         add_tsa_routes(app, tsa)
     if ca is not None:

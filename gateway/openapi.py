@@ -127,8 +127,9 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "Upload": {
                     "type": "object",
-                    "required": ["pdf"],
+                    "required": ["pdf", "countersigner"],
                     "properties": {
+                        "countersigner": {"type": "string", "description": "party_id of the other party"},
                         "pdf": {"description": "PDF bytes: CBOR byte string or base64 text in JSON"},
                         "title": {"type": "string"},
                         "password": {"type": "string"},
@@ -141,8 +142,12 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "Send": {
                     "type": "object",
-                    "required": ["recipient"],
-                    "properties": {"recipient": {"type": "string", "description": "party_id"}},
+                    "properties": {
+                        "recipient": {
+                            "type": "string",
+                            "description": "e-mail address; default: the other party's enrolled address",
+                        }
+                    },
                 },
                 "Empty": {"type": "object"},
                 step: {
@@ -219,7 +224,11 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/contracts/{contract_id}/evidence": {
                 "get": _operation("Download the evidence bundle", "evidence",
                                   {"200": _ok("Evidence bundle (ZIP)", media="application/zip")},
-                                  params=[_CONTRACT_ID])
+                                  params=[_CONTRACT_ID, {
+                                      "name": "disclose", "in": "query",
+                                      "schema": {"enum": ["true", "false"]},
+                                      "description": "add the caller's enrolment salts",
+                                  }])
             },
         },
     }

@@ -51,7 +51,9 @@ def _roots(ca_root_pem: bytes) -> list[asn1_x509.Certificate]:
     return roots
 
 
-async def _validate(pdf: bytes, ca_root_pem: bytes) -> list[SignatureReport]:
+async def _validate(
+    pdf: bytes, ca_root_pem: bytes, tsa_root_pem: bytes
+) -> list[SignatureReport]:
     from pyhanko.pdf_utils.misc import PdfReadError
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import async_validate_pdf_signature
@@ -64,8 +66,10 @@ async def _validate(pdf: bytes, ca_root_pem: bytes) -> list[SignatureReport]:
         raise PdfSignatureError(f"PDF cannot be read: {error}") from error
     if not signatures:
         raise PdfSignatureError("the PDF holds no signature")
+    # The TSA root is trusted for the signatures' time stamps only in effect:
+    # a signer certificate chains to it only if the TSA issued it.
     context = ValidationContext(
-        trust_roots=_roots(ca_root_pem),
+        trust_roots=_roots(ca_root_pem) + _roots(tsa_root_pem),
         allow_fetching=False,
         revocation_mode="soft-fail",
     )
@@ -113,10 +117,12 @@ async def _validate(pdf: bytes, ca_root_pem: bytes) -> list[SignatureReport]:
     return reports
 
 
-def validate_signatures(pdf: bytes, ca_root_pem: bytes) -> list[SignatureReport]:
+def validate_signatures(
+    pdf: bytes, ca_root_pem: bytes, tsa_root_pem: bytes = b""
+) -> list[SignatureReport]:
     """Validate every regular signature of `pdf`; raise PdfSignatureError on the first bad one.
 
     Must not be called from a running event loop (it runs pyHanko's async
     validator to completion); use `asyncio.to_thread` there.
     """
-    return asyncio.run(_validate(pdf, ca_root_pem))
+    return asyncio.run(_validate(pdf, ca_root_pem, tsa_root_pem))

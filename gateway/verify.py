@@ -79,6 +79,13 @@ def _fingerprint(data: bytes) -> str:
     return "SHA-256:" + hashlib.sha256(data).hexdigest()
 
 
+def _key_fingerprint(public_key: Any) -> str:
+    """Return the SHA-256 of an Ed25519 public key's 32 raw bytes."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    return _fingerprint(public_key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+
 class BundleVerifier:
     """Runs the numbered checks over one evidence bundle."""
 
@@ -169,21 +176,26 @@ class BundleVerifier:
         self.state.policy = policy
         for log in policy.logs:
             self.result.keys.append(
-                KeyFingerprint("log key", log.vkey, _fingerprint(log.vkey.encode()))
+                KeyFingerprint(
+                    "log key", log.vkey, _key_fingerprint(log.verifier.public_key)
+                )
             )
         for witness in policy.witnesses:
             self.result.keys.append(
                 KeyFingerprint(
                     f"witness {witness.name}",
                     witness.vkey,
-                    _fingerprint(witness.vkey.encode()),
+                    _key_fingerprint(witness.verifier.public_key),
                 )
             )
-        check.reason = f"{len(policy.logs)} log key(s), {len(policy.witnesses)} witness key(s), quorum {policy.quorum_name}"
+        check.reason = (
+            f"{len(policy.logs)} log key(s), {len(policy.witnesses)} witness "
+            f"key(s), quorum {policy.quorum_name!r}"
+        )
 
     # 3. One checkpoint for every proof, signed by a log key of the policy.
     def check_checkpoint_signature(self, check: Check) -> None:
-        from ledger.checkpoint import Checkpoint
+        from ledger.checkpoint import Checkpoint, CheckpointError
         from ledger.note import NoteError, parse_note
         from ledger.tlog_proof import TlogProofError, parse_tlog_proof
 
@@ -209,27 +221,28 @@ class BundleVerifier:
         try:
             note = parse_note(note_bytes)
             checkpoint = Checkpoint.parse(note.text)
-        except (NoteError, ValueError) as error:
+        except (NoteError, CheckpointError) as error:
             raise CheckFailed(f"checkpoint note is malformed: {error}") from error
         if checkpoint.origin != self.state.bundle.origin:
             raise CheckFailed(
                 f"checkpoint origin {checkpoint.origin!r} differs from the bundle's "
                 f"origin {self.state.bundle.origin!r}"
             )
-        policy = self.state.policy
+
+        # The policy's log key is named after the origin (C2SP tlog-policy).
         try:
-            log_name = policy.verify_log_signature(note, checkpoint.origin)
+            self.state.policy.verify_log_signature(note, checkpoint.origin)
         except NoteError as error:
             raise CheckFailed(
-                f"checkpoint is not signed by a log key of the policy: {error}"
+                f"the checkpoint is not signed by the policy's log key: {error}"
             ) from error
         self.state.checkpoint = checkpoint
         self.state.checkpoint_note = note_bytes
         self.result.tree_size = checkpoint.tree_size
         self.result.root_hash = _b64(checkpoint.root_hash)
         check.reason = (
-            f"signed by {log_name}; origin {checkpoint.origin}, "
-            f"tree_size {checkpoint.tree_size}"
+            f"signed by the log key {checkpoint.origin}; origin "
+            f"{checkpoint.origin}, tree_size {checkpoint.tree_size}"
         )
 
     # 4. Cosignatures of the policy's witnesses, up to its quorum.
@@ -240,13 +253,20 @@ class BundleVerifier:
         note = parse_note(self.state.checkpoint_note)
         try:
             cosigners = self.state.policy.verify_quorum(note)
-        except (QuorumError, NoteError) as error:
+        except NoteError as error:
+            raise CheckFailed(
+                "a witness cosignature is invalid (forged, or made for another "
+                f"checkpoint): {error}"
+            ) from error
+        except QuorumError as error:
             raise CheckFailed(str(error)) from error
         for name, timestamp in cosigners:
-            check.details.append(
-                f"cosigned by {name} at {dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).isoformat()}"
-            )
-        check.reason = f"{len(cosigners)} valid cosignature(s); quorum met"
+            moment = dt.datetime.fromtimestamp(timestamp, dt.timezone.utc)
+            check.details.append(f"cosigned by {name} at {moment.isoformat()}")
+        check.reason = (
+            f"{len(cosigners)} valid cosignature(s); quorum "
+            f"{self.state.policy.quorum_name!r} met"
+        )
 
     # 5. The checkpoint's time-stamp token from the TSA.
     def check_time_stamp(self, check: Check) -> None:
@@ -348,6 +368,7 @@ class BundleVerifier:
             raise CheckFailed(f"no entry names contract {bundle.contract!r}")
         previous_hash: bytes | None = None
         previous_step = -1
+        parties: list[str] = []
         for index in chain:
             entry = self.state.entries[index]
             prev = entry.get("prev")
@@ -375,12 +396,14 @@ class BundleVerifier:
                 )
             previous_step = position
             previous_hash = self.state.leaf_hashes[index]
+            if step == "upload" and isinstance(entry.get("parties"), list):
+                parties = [str(p) for p in entry["parties"]]
             self.result.timeline.append(
                 TimelineStep(
                     index,
                     step,
                     _iso_millis(entry.get("time")),
-                    str(entry.get("party", "")),
+                    _actor(step, parties),
                     _step_detail(entry),
                 )
             )
@@ -413,7 +436,9 @@ class BundleVerifier:
 
         bundle = self.state.bundle
         try:
-            signatures = validate_signatures(bundle.document, bundle.ca_root_pem)
+            signatures = validate_signatures(
+                bundle.document, bundle.ca_root_pem, bundle.tsa_root_pem
+            )
         except PdfSignatureError as error:
             raise CheckFailed(str(error)) from error
         # Only signatures chaining to the service CA count for a logged step;
@@ -485,13 +510,23 @@ def _commitment(entry: dict[str, Any], label: str) -> bytes | None:
 
 
 def _document_digest(entry: dict[str, Any]) -> bytes | None:
-    # NOTE: the field names follow signer.workflow's entries; "document" is
-    # the digest after the step.
-    for key in ("document", "document_after", "doc"):
+    # signer.workflow logs the digest after a step as document_after (sign,
+    # countersign, store), document (send) or prepared (upload).
+    for key in ("document_after", "document", "prepared"):
         value = entry.get(key)
         if isinstance(value, bytes) and len(value) == 32:
             return value
     return None
+
+
+def _actor(step: str, parties: list[str]) -> str:
+    # The upload entry names the parties, first signer first; the first
+    # signer signs and sends, the second countersigns.
+    position = {"upload": 0, "sign": 0, "send": 0, "countersign": 1}.get(step)
+    if position is None or len(parties) <= position:
+        return "the service"
+    role = "first signer" if position == 0 else "countersigner"
+    return f"party {parties[position]} ({role})"
 
 
 def _step_detail(entry: dict[str, Any]) -> str:

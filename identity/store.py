@@ -7,7 +7,7 @@ Nothing here is public. One file contains three named databases:
     index     "national_id:<value>" or "registration_number:<value>" ->
               party_id, so that a second enrolment is found in the same
               write transaction that would create it
-    meta      the scrypt salt of the key that encrypts TOTP secrets
+    meta      the scrypt salt and N of the key that encrypts TOTP secrets
 
 Every write is one transaction committed with sync (LMDB's default), so a
 crash leaves each record either before or after a change, never half of it.
@@ -34,26 +34,37 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from identity.errors import DuplicateEnrolmentError, UnknownPartyError
 
 Record = dict[str, Any]
-# scrypt parameters for the secret-encryption key: N = 2**14, r = 8, p = 1
-# costs 16 MiB and runs once per open.
-_SCRYPT_N = 2**14
+# The scrypt cost of the secret-encryption key: N = 2**14 with r = 8 and
+# p = 1 takes 16 MiB and runs once per open.
+DEFAULT_SCRYPT_N = 2**14
 
 
 class IdentityStore:
     """The LMDB database at `path` (a folder), opened with the service passphrase."""
 
-    def __init__(self, path: Path, passphrase: bytes, map_size: int = 1 << 30) -> None:
+    def __init__(
+        self,
+        path: Path,
+        passphrase: bytes,
+        map_size: int = 1 << 30,
+        scrypt_n: int = DEFAULT_SCRYPT_N,
+    ) -> None:
+        """Open or create the store; `scrypt_n` (a power of 2) applies on creation.
+
+        An existing store keeps the scrypt salt and N it was created with.
+        """
         path.mkdir(parents=True, exist_ok=True)
         self._env = lmdb.open(str(path), max_dbs=4, map_size=map_size)
         self._parties = self._env.open_db(b"parties")
         self._index = self._env.open_db(b"index")
         self._meta = self._env.open_db(b"meta")
         with self._env.begin(write=True, db=self._meta) as txn:
-            salt = txn.get(b"kdf_salt")
-            if salt is None:
-                salt = os.urandom(16)
-                txn.put(b"kdf_salt", salt)
-        kdf = Scrypt(salt=bytes(salt), length=32, n=_SCRYPT_N, r=8, p=1)
+            stored = txn.get(b"kdf")
+            if stored is None:
+                stored = cbor2.dumps({"salt": os.urandom(16), "n": scrypt_n})
+                txn.put(b"kdf", stored)
+            parameters = cbor2.loads(stored)
+        kdf = Scrypt(salt=parameters["salt"], length=32, n=parameters["n"], r=8, p=1)
         self._secret_key = kdf.derive(passphrase)
 
     def close(self) -> None:

@@ -16,6 +16,9 @@ from ledger.store import LogConfig, LogStore
 
 PASSPHRASE = b"identity test passphrase"
 BASE_URL = "http://127.0.0.1:8080"
+# A cheap scrypt cost keeps the many short-lived test stores fast; the
+# restart test opens one at the default cost.
+TEST_SCRYPT_N = 2**10
 START = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
 
 
@@ -95,7 +98,9 @@ def outbox() -> Outbox:
 
 @pytest.fixture
 async def service(tmp_path: Path, ca, sequencer, outbox, clock):
-    store = IdentityStore(tmp_path / "identity.lmdb", PASSPHRASE)
+    store = IdentityStore(
+        tmp_path / "identity.lmdb", PASSPHRASE, scrypt_n=TEST_SCRYPT_N
+    )
     verifier = DocumentCodeVerifier(outbox, clock)
     yield IdentityService(store, ca, sequencer, verifier, ServiceSettings(), clock)
     store.close()

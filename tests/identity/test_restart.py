@@ -17,7 +17,7 @@ from ledger.entry import decode_entry
 from ledger.sequencer import Sequencer
 from ledger.store import LogConfig, LogStore
 
-from .conftest import BASE_URL, PASSPHRASE, FrozenClock, Outbox
+from .conftest import BASE_URL, PASSPHRASE, TEST_SCRYPT_N, FrozenClock, Outbox
 from .test_enrolment import ERIKA, enrol
 
 DIGEST = hashlib.sha256(b"contract body").digest()
@@ -33,7 +33,7 @@ async def test_restart_keeps_keys_and_replay_state(tmp_path):
     )
     log_store = LogStore(tmp_path / "log", create=True)
     log_store.write_config(LogConfig("log.example/identity-test"))
-    store = IdentityStore(tmp_path / "identity", PASSPHRASE)
+    store = IdentityStore(tmp_path / "identity", PASSPHRASE, scrypt_n=TEST_SCRYPT_N)
     async with Sequencer(log_store) as sequencer:
         service = IdentityService(
             store, ca, sequencer, DocumentCodeVerifier(outbox, clock), clock=clock
@@ -46,7 +46,7 @@ async def test_restart_keeps_keys_and_replay_state(tmp_path):
     ca.close()
     log_store.close()
 
-    # 2. Second run from the same folders.
+    # 2. Second run from the same folders; the store reads its scrypt N back.
     ca = CertificateAuthority.open(
         tmp_path / "ca", PASSPHRASE, CaSettings(BASE_URL), clock=clock
     )

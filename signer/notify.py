@@ -107,7 +107,7 @@ class OutboxNotifier:
 
 @dataclass(frozen=True)
 class SmtpSettings:
-    """Where and how to reach the SMTP server; timeout is in seconds."""
+    """SMTP server address, credentials and TLS mode; timeout is in seconds."""
 
     hostname: str
     port: int = 587

@@ -9,6 +9,8 @@ writes the URL it listens on to `DIR/node.url`.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import subprocess
 import sys
@@ -35,17 +37,33 @@ class NodeProcess:
     vkey: str = ""
 
 
+def node_passphrase(operator_passphrase: bytes, node_name: str) -> str:
+    """Derive a node's own passphrase from the operator's, distinct per node.
+
+    The same derivation as `witnesses.cluster`, so that both launchers can
+    reopen each other's node folders.
+    """
+    return hmac.new(operator_passphrase, node_name.encode(), hashlib.sha256).hexdigest()
+
+
 @dataclass
 class NodeGroup:
-    """The node processes started for one gateway; `stop` ends them by PID."""
+    """The node processes started for one gateway; `stop` ends them by PID.
 
-    passphrase: str
+    Each node gets its own LEDGER_PASSPHRASE, derived from the operator's
+    with `node_passphrase`, so that no node can open another's key.
+    """
+
+    operator_passphrase: bytes
     nodes: list[NodeProcess] = field(default_factory=list)
 
     def _spawn(self, name: str, data_dir: Path, arguments: list[str]) -> NodeProcess:
         data_dir.mkdir(parents=True, exist_ok=True)
         (data_dir / URL_FILE).unlink(missing_ok=True)
-        environment = dict(os.environ, LEDGER_PASSPHRASE=self.passphrase)
+        environment = dict(
+            os.environ,
+            LEDGER_PASSPHRASE=node_passphrase(self.operator_passphrase, name),
+        )
         log_file = open(data_dir / "node.log", "ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", *arguments],

@@ -47,6 +47,8 @@ class GatewayOptions:
     # node); defaults to `passphrase`.
     log_passphrase: bytes | None = None
     origin: str | None = None
+    # The log's data folder; defaults to `data_dir/log`.
+    log_dir: Path | None = None
     witnesses: list[tuple[str, str]] = field(default_factory=list)  # (url, vkey)
     quorum: int = 0
     publish_interval: float = 0.2
@@ -68,7 +70,7 @@ class Gateway:
 
     @property
     def log_dir(self) -> Path:
-        return self.options.data_dir / "log"
+        return self.options.log_dir or self.options.data_dir / "log"
 
     def policy_text(self) -> bytes:
         """Return the trust policy (C2SP tlog-policy) of this log and its witnesses."""

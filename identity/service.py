@@ -146,6 +146,11 @@ class IdentityService:
             raise InvalidInputError(
                 f"signatory {details.signatory} is an enterprise; name an enrolled person"
             )
+        if signatory["status"] != "active":
+            raise CertificateStatusError(
+                f"signatory {details.signatory} is {signatory['status']}; "
+                "name a person whose certificate is valid"
+            )
         fields = signatory["fields"]
         address = fields["email"] if channel == "email" else fields["phone"]
         claims = ProofingClaims(
@@ -161,12 +166,21 @@ class IdentityService:
         certificate: x509.Certificate | None,
         validity: timedelta | None,
     ) -> str:
+        if claims.channel not in ("email", "phone"):
+            raise InvalidInputError(
+                f"invalid proofing channel {claims.channel!r}: use email or phone"
+            )
         validity = validity or self._settings.certificate_validity
         if validity <= timedelta(0):
             raise InvalidInputError(
                 f"certificate validity must be positive, not {validity}"
             )
         if certificate is not None:
+            if not isinstance(certificate, x509.Certificate):
+                raise InvalidInputError(
+                    "certificate must be a cryptography x509.Certificate; "
+                    "load PEM or DER with x509.load_pem_x509_certificate"
+                )
             _check_signing_certificate(certificate, self._clock())
         challenge_id = await self._verifier.begin(claims)
         now = self._clock()

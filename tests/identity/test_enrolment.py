@@ -6,8 +6,10 @@ import hashlib
 from datetime import timedelta
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
+from pyhanko_certvalidator.errors import RevokedError
 
 from identity import certificates
 from identity.details import EnterpriseDetails, PersonDetails
@@ -21,6 +23,8 @@ from identity.errors import (
 from identity.keys import generate_key
 from ledger.commitment import verify_commitment
 from ledger.entry import decode_entry
+
+from .test_ca import pyhanko_validate, validation_context
 
 ERIKA = PersonDetails(
     name="Erika Mustermann",
@@ -296,3 +300,30 @@ async def test_erasure_unlinks_entries(service, outbox, log, ca):
     again = await enrol(service, outbox)
     assert again.party_id != party.party_id
     assert decode_entry(log.entries[-1])["commitments"] != enrolment["commitments"]
+
+
+async def test_enrolled_certificate_validates_in_pyhanko(service, outbox, ca, clock):
+    party = await enrol(service, outbox)
+    context = validation_context(ca, clock, crls=[ca.root_crl(), ca.issuing_crl()])
+    await pyhanko_validate(ca, party.certificate, context)
+
+    clock.advance(minutes=1)
+    await service.revoke(party.party_id, x509.ReasonFlags.key_compromise)
+    clock.advance(minutes=1)
+    context = validation_context(ca, clock, crls=[ca.root_crl(), ca.issuing_crl()])
+    with pytest.raises(RevokedError):
+        await pyhanko_validate(ca, party.certificate, context)
+
+
+async def test_bad_channel_and_revoked_signatory(service, outbox, log):
+    with pytest.raises(InvalidInputError, match="channel"):
+        await service.begin_person_enrolment(ERIKA, channel="fax")
+    assert outbox.codes == {}
+
+    person = await enrol(service, outbox)
+    await service.revoke(person.party_id)
+    with pytest.raises(CertificateStatusError, match="revoked"):
+        await service.begin_enterprise_enrolment(
+            EnterpriseDetails("Musterfirma GmbH", LEI, person.party_id)
+        )
+    assert len(log.entries) == 2

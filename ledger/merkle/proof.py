@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from ledger.merkle.errors import ProofError, TreeRangeError
 from ledger.merkle.hashing import EMPTY_ROOT, HASH_SIZE, node_hash
-from ledger.merkle.stored import HashReader, NodeId, fold_right, subtree_ids
+from ledger.merkle.stored import HashReader, NodeId, fold_right
 
 
 def _path_ids(level: int, index: int, tree_size: int) -> tuple[list[NodeId], int, int]:
@@ -29,16 +29,28 @@ def _path_ids(level: int, index: int, tree_size: int) -> tuple[list[NodeId], int
     # number of complete subtrees at this level differ, minus one.
     inner = (index ^ (tree_size >> level)).bit_length() - 1
     fork_level = level + inner
-    fork_index = index >> inner
     ids = [(level + i, (index >> i) ^ 1) for i in range(inner)]
-    begin = fork_index << fork_level
-    end = (fork_index + 1) << fork_level
-    right_ids = subtree_ids(end, tree_size)
-    ids.extend(right_ids)
-    left_ids = subtree_ids(0, begin)
-    left_ids.reverse()
-    ids.extend(left_ids)
-    return ids, inner, len(right_ids)
+
+    # The fork is a left child (or the root), so the leaves right of it
+    # are tree_size's bits below fork_level: one subtree per set bit,
+    # largest first.
+    rest = tree_size & ((1 << fork_level) - 1)
+    while rest:
+        bit = rest.bit_length() - 1
+        ids.append((bit, (tree_size >> bit) - 1))
+        rest ^= 1 << bit
+    right = len(ids) - inner
+
+    # The leaves left of the fork are one subtree per set bit of its first
+    # leaf index, nearest (smallest) first.
+    begin = (index >> inner) << fork_level
+    rest = begin
+    while rest:
+        lowest = rest & -rest
+        bit = lowest.bit_length() - 1
+        ids.append((bit, (begin >> bit) - 1))
+        rest ^= lowest
+    return ids, inner, right
 
 
 def _assemble(hashes: list[bytes], inner: int, right: int) -> list[bytes]:

@@ -12,18 +12,26 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 
+from asn1crypto import tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from pyhanko.sign.signers.pdf_cms import Signer
+from pyhanko.sign.attributes import CMSAttributeProvider
+from pyhanko.sign.general import as_signing_certificate_v2
+from pyhanko.sign.signers.pdf_cms import Signer, SignedAttributeProviderSpec
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from signer.errors import SigningError
 
-# The largest DER encoding of an ECDSA (r, s) pair for a curve whose order has
-# `bits` bits: a SEQUENCE of two INTEGERs, each with one sign byte of padding.
-_ECDSA_DER_OVERHEAD = 9
+# The largest DER encoding of an ECDSA (r, s) pair adds to the two integers a
+# SEQUENCE header, two INTEGER headers and a sign byte per INTEGER.
+_ECDSA_DER_OVERHEAD = 8
+
+# A bound on what a PAdES CMS SignedData adds to its certificates, signature
+# and time-stamp token: framing, algorithm identifiers, the issuer name twice
+# (signer identifier and signing-certificate-v2), digests and attribute OIDs.
+_CMS_FRAMING_BOUND = 1024
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
@@ -64,12 +72,48 @@ def to_asn1_certificate(
     return asn1_x509.Certificate.load(der)
 
 
+class _SigningCertificateV2(CMSAttributeProvider):
+    """The signing-certificate-v2 attribute (RFC 5035), encoded once.
+
+    asn1crypto re-encodes a freshly built attribute, including the issuer
+    name with its sorted RDN sets, on every signature; an attribute value
+    parsed from DER keeps its encoding and costs nothing to serialise.
+    """
+
+    attribute_type = "signing_certificate_v2"
+
+    def __init__(self, der: bytes) -> None:
+        self._der = der
+
+    async def build_attr_value(self, dry_run: bool = False) -> tsp.SigningCertificateV2:
+        return tsp.SigningCertificateV2.load(self._der)
+
+
+class _PadesSignedAttributes(SignedAttributeProviderSpec):
+    """The signed attributes of a PAdES baseline signature.
+
+    pyHanko adds content-type and message-digest itself. PAdES forbids the
+    signing-time attribute (ETSI EN 319 142-1 section 5.2.3), so the only
+    other one is signing-certificate-v2.
+    """
+
+    def __init__(self, provider: _SigningCertificateV2) -> None:
+        self._provider = provider
+
+    def signed_attr_providers(
+        self, data_digest: bytes, digest_algorithm: str
+    ) -> Iterable[CMSAttributeProvider]:
+        yield self._provider
+
+
 class InMemorySigner(Signer):
     """A pyHanko `Signer` over a private key object that is already loaded.
 
     The certificate and chain are converted to asn1crypto once, here, and
     pyHanko reuses their cached DER encodings in every CMS structure it
     builds. The key must be ECDSA or RSA and must match the certificate.
+    The signed attributes are those of PAdES baseline, so this signer makes
+    PAdES signatures (subfilter ETSI.CAdES.detached) only.
     """
 
     def __init__(
@@ -104,11 +148,29 @@ class InMemorySigner(Signer):
                 f"{signing_cert.subject.human_friendly!r}"
             )
         self._private_key = private_key
+        signing_certificate = as_signing_certificate_v2(signing_cert).dump()
+        self.signed_attr_prov_spec = _PadesSignedAttributes(
+            _SigningCertificateV2(signing_certificate)
+        )
         if isinstance(private_key, ec.EllipticCurvePrivateKey):
             order_bytes = (private_key.curve.key_size + 7) // 8
             self._max_signature_size = 2 * order_bytes + _ECDSA_DER_OVERHEAD
         else:
             self._max_signature_size = private_key.key_size // 8
+
+    def cms_size_bound(self, unsigned_attributes_size: int) -> int:
+        """Return an upper bound on the DER size of a CMS SignedData made by
+        this signer whose unsigned attributes take `unsigned_attributes_size`
+        bytes, such as a signature time-stamp token."""
+        certificates = [self.signing_cert, *self.cert_registry]
+        issuer = len(self.signing_cert.issuer.dump())
+        return (
+            sum(len(cert.dump()) for cert in certificates)
+            + self._max_signature_size
+            + 2 * issuer
+            + unsigned_attributes_size
+            + _CMS_FRAMING_BOUND
+        )
 
     async def async_sign_raw(
         self, data: bytes, digest_algorithm: str, dry_run: bool = False

@@ -48,6 +48,7 @@ from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 
+from signer.keys import InMemorySigner
 from signer.errors import (
     ChangesForbiddenError,
     InvalidPdfError,
@@ -217,6 +218,22 @@ def _choose_field(
     return f"Signature{number}", False
 
 
+# Time-stamp tokens from one authority differ in size only by a few bytes
+# (serial number, nonce, fractional seconds, ECDSA signature length).
+_TOKEN_SIZE_MARGIN = 256
+
+
+async def _contents_size(signer: Signer, timestamper: TimeStamper) -> int | None:
+    """Return the hex length to reserve for /Contents, or None for pyHanko's
+    own estimate, which signs a dummy CMS first and costs a second signing."""
+    if not isinstance(signer, InMemorySigner):
+        return None
+    # pyHanko caches this token per digest algorithm after the first request.
+    token = await timestamper.async_dummy_response(DIGEST_ALGORITHM)
+    bound = signer.cms_size_bound(len(token.dump()) + _TOKEN_SIZE_MARGIN)
+    return 2 * bound
+
+
 async def sign_pdf(
     data: bytes,
     signer: Signer,
@@ -236,8 +253,9 @@ async def sign_pdf(
     field, or a new field named `SignatureN`. A new field is visible on page
     `page` (0-based) inside `box` = (x1, y1, x2, y2) in PDF points when `box`
     is given, and invisible otherwise. `bytes_reserved` fixes the hex length
-    of /Contents and skips pyHanko's size estimate; it must be at least twice
-    the DER size of the CMS. `password` opens an encrypted document.
+    of /Contents, at least twice the DER size of the CMS; when it is None an
+    `InMemorySigner` computes a bound and other signers let pyHanko estimate
+    it. `password` opens an encrypted document.
     Raises `SignerError` subclasses on bad input or a failed time stamp.
     """
     writer = _open_writer(data, password)
@@ -257,6 +275,8 @@ async def sign_pdf(
         reason=reason,
         location=location,
     )
+    if bytes_reserved is None:
+        bytes_reserved = await _contents_size(signer, timestamper)
     recorder = _RecordingTimeStamper(timestamper)
     pdf_signer = signers.PdfSigner(
         metadata,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
-import subprocess
 from datetime import UTC, datetime
 
 import pyotp
@@ -74,9 +74,14 @@ async def test_unlocked_key_signs_pdf(
     assert status.trusted
 
     # pdfsig: the signature verifies; it does not know our root.
-    result = subprocess.run(
-        ["pdfsig", str(signed)], capture_output=True, text=True, check=False, timeout=60
+    process = await asyncio.create_subprocess_exec(
+        "pdfsig",
+        str(signed),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
-    assert "Signature is Valid." in result.stdout, result.stdout + result.stderr
-    assert "Signer Certificate Common Name: Erika Mustermann" in result.stdout
-    assert "Total document signed" in result.stdout
+    stdout, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    output_text = stdout.decode()
+    assert "Signature is Valid." in output_text, output_text
+    assert "Signer Certificate Common Name: Erika Mustermann" in output_text
+    assert "Total document signed" in output_text

@@ -158,6 +158,29 @@ class SeaweedCluster:
                     raise
                 time.sleep(0.2)
 
+    def prepare_buckets(self, client) -> None:
+        """Create one bucket per data center and wait until each takes writes."""
+        for bucket, data_center in BUCKETS.items():
+            client.create_bucket(Bucket=bucket)
+            output = self.shell(
+                f"fs.configure -locationPrefix=/buckets/{bucket}/ "
+                f"-dataCenter={data_center} -apply"
+            )
+            if data_center not in output:
+                raise RuntimeError(f"fs.configure failed for {bucket}: {output}")
+        # The first write to a bucket grows its volumes; retry until the
+        # volume servers have registered with the master.
+        deadline = time.monotonic() + START_TIMEOUT
+        for bucket in BUCKETS:
+            while True:
+                try:
+                    client.put_object(Bucket=bucket, Key="ready", Body=b"ready")
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.3)
+
     def stop_all(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
@@ -180,25 +203,7 @@ def seaweed(tmp_path_factory):
         cluster.launch()
         client = cluster.client()
         cluster.wait_ready(client)
-        for bucket, data_center in BUCKETS.items():
-            client.create_bucket(Bucket=bucket)
-            output = cluster.shell(
-                f"fs.configure -locationPrefix=/buckets/{bucket}/ "
-                f"-dataCenter={data_center} -apply"
-            )
-            assert data_center in output, output
-        # The first write to a bucket grows its volumes; retry until the
-        # volume servers have registered with the master.
-        deadline = time.monotonic() + START_TIMEOUT
-        for bucket in BUCKETS:
-            while True:
-                try:
-                    client.put_object(Bucket=bucket, Key="ready", Body=b"ready")
-                    break
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.3)
+        cluster.prepare_buckets(client)
         yield cluster
     finally:
         cluster.stop_all()

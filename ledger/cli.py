@@ -233,8 +233,15 @@ async def _append_lines(log, args: argparse.Namespace, descriptor: int, output) 
         finally:
             window.release()
 
-    def on_done(_: asyncio.Future) -> None:
-        flush_done()
+    def on_done(task: asyncio.Future) -> None:
+        nonlocal status
+        if status or not pending or task is not pending[0]:
+            return
+        try:
+            flush_done()
+        except BrokenPipeError:
+            # Nobody reads the acknowledgments any more, so stop appending.
+            status = _fail("standard output was closed; stopped appending")
 
     line_number = 0
     remainder = b""
@@ -262,8 +269,9 @@ async def _append_lines(log, args: argparse.Namespace, descriptor: int, output) 
                 break
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-        flush_done()
-        if pending:
+        if not status:
+            flush_done()
+        if pending and not status:
             error = pending[0].exception()
             status = _fail(f"appending failed; entries after the printed ones were not acknowledged: {error}")
         if publisher is not None and not status:

@@ -1,0 +1,117 @@
+"""Tamper test: one flipped byte in the LMDB file is found by `ledger log check`."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger.log import init_log, open_log
+from ledger.merkle import leaf_hash
+from ledger.publisher import Publisher
+
+LEDGER = [sys.executable, "-m", "gateway.cli"]
+
+
+def make_entry(leaf_index: int) -> bytes:
+    return f"tamper test entry {leaf_index:05d} ".encode() * 3
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("pristine") / "log"
+    init_log(folder, "example.com/tamper-test", b"pw")
+    log = open_log(folder, passphrase=b"pw")
+    try:
+        entries = [make_entry(i) for i in range(1000)]
+        for start in range(0, 1000, 300):
+            log.store.append_batch(entries[start : start + 300])
+        asyncio.run(Publisher(log.store, log.checkpoint_signer()).publish())
+    finally:
+        log.close()
+    return folder
+
+
+@pytest.fixture
+def copy(pristine, tmp_path) -> Path:
+    folder = tmp_path / "log"
+    shutil.copytree(pristine, folder)
+    return folder
+
+
+def flip_everywhere(folder: Path, pattern: bytes, offset: int) -> int:
+    """Flip the byte at `offset` inside every copy of `pattern` in the LMDB file.
+
+    LMDB writes pages copy-on-write, so stale copies of a record may sit in
+    free pages; flipping each copy makes sure the live one is changed.
+    """
+    path = folder / "log.lmdb" / "data.mdb"
+    data = bytearray(path.read_bytes())
+    count = 0
+    position = data.find(pattern)
+    while position >= 0:
+        data[position + offset] ^= 0x01
+        count += 1
+        position = data.find(pattern, position + 1)
+    path.write_bytes(bytes(data))
+    return count
+
+
+def check(folder: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        LEDGER + ["log", "check", "--data", str(folder)],
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def test_untouched_log_passes(copy):
+    result = check(copy)
+    assert result.returncode == 0, result.stderr
+    assert b"ok: 1000 entries" in result.stdout
+
+
+def test_flipped_entry_byte_named(copy):
+    assert flip_everywhere(copy, make_entry(537), 10) >= 1
+    result = check(copy)
+    assert result.returncode == 1
+    assert b"at leaf_index 537:" in result.stderr
+
+
+def test_flipped_leaf_hash_byte_named(copy):
+    # Byte 20 lies past the 8-byte prefix that the leaf-hash index keys on,
+    # so only the stored leaf hash changes.
+    assert flip_everywhere(copy, leaf_hash(make_entry(700)), 20) >= 1
+    result = check(copy)
+    assert result.returncode == 1
+    assert b"at leaf_index 700:" in result.stderr
+
+
+def test_flipped_interior_hash_named(copy):
+    log = open_log(copy)
+    try:
+        stored = log.store.read_hashes([(2, 100)])[0]
+    finally:
+        log.close()
+    assert flip_everywhere(copy, stored, 5) >= 1
+    result = check(copy)
+    assert result.returncode == 1
+    assert b"at leaf_index 400:" in result.stderr
+    assert b"stored hash (2, 100)" in result.stderr
+
+
+def test_flipped_checkpoint_byte_found(copy):
+    log = open_log(copy)
+    try:
+        note = log.store.latest_checkpoint().note
+    finally:
+        log.close()
+    root_line = note.split(b"\n")[2]
+    assert flip_everywhere(copy, root_line, 3) >= 1
+    result = check(copy)
+    assert result.returncode == 1
+    assert b"checkpoint of tree_size 1000" in result.stderr

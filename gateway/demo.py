@@ -181,12 +181,11 @@ async def _demo(pdf: bytes, out: Path, password: str | None, passphrase: bytes) 
     try:
         # 1. The cluster: witnesses first, because the log needs their keys.
         try:
-            witnesses = [
-                await asyncio.to_thread(
-                    nodes.start_witness, out / f"witness-{n}", log_vkey, f"witness-{n}"
-                )
-                for n in range(1, WITNESSES + 1)
-            ]
+            witnesses = await asyncio.to_thread(
+                nodes.start_witnesses,
+                [out / f"witness-{n}" for n in range(1, WITNESSES + 1)],
+                log_vkey,
+            )
         except NodeStartError as error:
             raise DemoError(f"a witness did not start: {error}") from error
         gateway = Gateway(

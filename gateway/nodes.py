@@ -93,22 +93,33 @@ class NodeGroup:
             f"{node.name} did not write {url_path} within {START_TIMEOUT} seconds"
         )
 
-    def start_witness(self, data_dir: Path, log_vkey: str, name: str) -> NodeProcess:
-        """Start a witness for the log `log_vkey`; return it once it serves."""
-        node = self._spawn(
-            name,
-            data_dir,
-            [
-                "witness", "serve",
-                "--data", str(data_dir),
-                "--listen", "127.0.0.1:0",
-                "--log", log_vkey,
-                "--name", f"witness.localhost/{name}",
-            ],
-        )
-        self._wait_for_url(node)
-        node.vkey = (data_dir / "witness.vkey").read_text().strip()
-        return node
+    def start_witnesses(
+        self, folders: list[Path], log_vkey: str
+    ) -> list[NodeProcess]:
+        """Start one witness per folder for the log `log_vkey`, all at once.
+
+        Returns them once each serves; the folder name is the node name.
+        """
+        started = []
+        for data_dir in folders:
+            name = data_dir.name
+            started.append(
+                self._spawn(
+                    name,
+                    data_dir,
+                    [
+                        "witness", "serve",
+                        "--data", str(data_dir),
+                        "--listen", "127.0.0.1:0",
+                        "--log", log_vkey,
+                        "--name", f"{name}.localhost",
+                    ],
+                )
+            )
+        for node in started:
+            self._wait_for_url(node)
+            node.vkey = (node.data_dir / "witness.vkey").read_text().strip()
+        return started
 
     def start_mirror(self, data_dir: Path, source_url: str, log_vkey: str) -> NodeProcess:
         """Start a mirror following the log at `source_url`; return it once it serves."""

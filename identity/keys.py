@@ -29,7 +29,7 @@ def generate_key(key_type: str = "ec-p256") -> SigningKey:
     )
 
 
-def signature_hash(key: SigningKey) -> hashes.HashAlgorithm:
+def signature_hash(key: SigningKey) -> hashes.SHA256:
     """Return the hash that certificates and CRLs signed by `key` use."""
     return hashes.SHA256()
 

@@ -15,7 +15,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -173,7 +173,7 @@ class Ed25519Verifier:
         )
 
     @classmethod
-    def from_vkey(cls, vkey: str) -> Ed25519Verifier:
+    def from_vkey(cls, vkey: str) -> Self:
         """Build the verifier of a vkey; raises NoteError if malformed."""
         name, _, signature_type, key = parse_vkey(vkey)
         if signature_type != cls.signature_type:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ledger.checkpoint import Checkpoint, CheckpointError
 from ledger.note import (
-    COSIGNATURE_TYPE,
-    ED25519_TYPE,
     CosignatureVerifier,
     Ed25519Verifier,
     Note,
@@ -28,6 +27,7 @@ from ledger.note import (
 )
 
 NONE = "none"
+_V = TypeVar("_V", bound=Ed25519Verifier)
 _WHITESPACE = " \t"
 
 
@@ -194,18 +194,22 @@ def parse_policy(data: bytes | str) -> Policy:
         if keyword == "log":
             if not 1 <= len(arguments) <= 2:
                 raise PolicyError(f"{where}: expected 'log <vkey> [<url>]'")
-            verifier = _verifier(arguments[0], ED25519_TYPE, where, public_keys)
+            log_verifier = _verifier(arguments[0], Ed25519Verifier, where, public_keys)
             url = arguments[1] if len(arguments) == 2 else None
-            policy.logs.append(PolicyLog(arguments[0], url, verifier))
+            policy.logs.append(PolicyLog(arguments[0], url, log_verifier))
 
         elif keyword == "witness":
             if not 2 <= len(arguments) <= 3:
                 raise PolicyError(f"{where}: expected 'witness <name> <vkey> [<url>]'")
             name = arguments[0]
             _define(name, names, where)
-            verifier = _verifier(arguments[1], COSIGNATURE_TYPE, where, public_keys)
+            witness_verifier = _verifier(
+                arguments[1], CosignatureVerifier, where, public_keys
+            )
             url = arguments[2] if len(arguments) == 3 else None
-            policy.witnesses.append(PolicyWitness(name, arguments[1], url, verifier))
+            policy.witnesses.append(
+                PolicyWitness(name, arguments[1], url, witness_verifier)
+            )
 
         elif keyword == "group":
             policy.groups.append(_parse_group(arguments, names, members_used, where))
@@ -240,22 +244,15 @@ def _define(name: str, names: set[str], where: str) -> None:
 
 
 def _verifier(
-    vkey: str, signature_type: int, where: str, public_keys: dict[bytes, str]
-) -> Ed25519Verifier:
+    vkey: str, kind: type[_V], where: str, public_keys: dict[bytes, str]
+) -> _V:
     try:
-        _, _, kind, public_key = parse_vkey(vkey)
-        if kind != signature_type:
-            raise NoteError(
-                f"vkey has signature type 0x{kind:02x}; expected 0x{signature_type:02x}"
-            )
-        if signature_type == COSIGNATURE_TYPE:
-            verifier: Ed25519Verifier = CosignatureVerifier.from_vkey(vkey)
-        else:
-            verifier = Ed25519Verifier.from_vkey(vkey)
+        verifier = kind.from_vkey(vkey)
     except NoteError as error:
         raise PolicyError(f"{where}: invalid vkey: {error}") from error
     # Two vkeys that wrap the same public key are duplicates, whatever
     # their names.
+    public_key = parse_vkey(vkey)[3]
     if public_key in public_keys:
         raise PolicyError(
             f"{where}: public key already used by {public_keys[public_key]}"

@@ -291,7 +291,7 @@ def encode_entry_bundle(entries: Sequence[bytes]) -> bytes:
 
 def decode_entry_bundle(data: bytes) -> list[bytes]:
     """Split an entry bundle into its entries; raises TileError if truncated."""
-    entries = []
+    entries: list[bytes] = []
     offset = 0
     while offset < len(data):
         if offset + 2 > len(data):

@@ -233,14 +233,17 @@ async def _append_lines(log, args: argparse.Namespace, descriptor: int, output) 
         finally:
             window.release()
 
+    output_closed = False
+
     def on_done(task: asyncio.Future) -> None:
-        nonlocal status
-        if status or not pending or task is not pending[0]:
+        nonlocal status, output_closed
+        if output_closed or not pending or task is not pending[0]:
             return
         try:
             flush_done()
         except BrokenPipeError:
             # Nobody reads the acknowledgments any more, so stop appending.
+            output_closed = True
             status = _fail("standard output was closed; stopped appending")
 
     line_number = 0
@@ -255,7 +258,12 @@ async def _append_lines(log, args: argparse.Namespace, descriptor: int, output) 
             for line in lines:
                 line_number += 1
                 data = line.removesuffix(b"\r")
-                entry = {"v": 1, "type": "import", "time": int(time.time() * 1000), "data": data}
+                entry = {
+                    "v": 1,
+                    "type": "import",
+                    "time": int(time.time() * 1000),
+                    "data": data,
+                }
                 try:
                     encoded = encode_entry(entry)
                 except EntryError as error:
@@ -269,16 +277,21 @@ async def _append_lines(log, args: argparse.Namespace, descriptor: int, output) 
                 break
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-        if not status:
+        if not output_closed:
             flush_done()
-        if pending and not status:
+        if pending and not output_closed:
             error = pending[0].exception()
-            status = _fail(f"appending failed; entries after the printed ones were not acknowledged: {error}")
-        if publisher is not None and not status:
+            status = _fail(
+                f"appending failed, and the entries after the printed ones were"
+                f" not acknowledged: {error}"
+            )
+        if publisher is not None:
             try:
                 await publisher.publish()
             except Exception as error:
-                status = _fail(f"entries are durable but the final checkpoint failed: {error}")
+                status = _fail(
+                    f"the entries are durable but the final checkpoint failed: {error}"
+                )
     finally:
         await sequencer.close()
         if publisher is not None:

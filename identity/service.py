@@ -12,6 +12,7 @@ unknown.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -331,6 +332,21 @@ class IdentityService:
             label: (value, record["salts"][label])
             for label, value in record["fields"].items()
         }
+
+    def consent_opening(self, party_id: str, leaf_hash: bytes) -> tuple[str, bytes]:
+        """Return (name, salt) that open the `signer` commitment of a consent entry.
+
+        `leaf_hash` names the consent entry. Raises InvalidInputError if the
+        party has no consent entry with that leaf hash.
+        """
+        record = self._active_record(party_id)
+        name = record["fields"].get("name") or record["fields"]["legal_name"]
+        for consent_leaf_hash, salt in record["consent_salts"]:
+            if hmac.compare_digest(consent_leaf_hash, leaf_hash):
+                return name, salt
+        raise InvalidInputError(
+            f"party {party_id} has no consent entry with leaf_hash {leaf_hash.hex()}"
+        )
 
     # TOTP consent.
 

@@ -22,6 +22,7 @@ from identity.errors import (
     UnknownPartyError,
 )
 from identity.keys import generate_key
+from ledger.commitment import verify_commitment
 from ledger.entry import decode_entry
 
 from .test_enrolment import ERIKA, JOHN, enrol
@@ -225,3 +226,19 @@ async def test_same_code_concurrently_accepted_once(service, outbox, log, clock)
     assert len(unlocked) == 1
     assert len(rejected) == 4
     assert len(log.entries) == 2
+
+
+async def test_consent_commitment_opens(service, outbox, log, clock):
+    party, authenticator = await provisioned(service, outbox)
+    unlocked = await service.unlock_signing_key(
+        party.party_id, code_at(authenticator, clock), DIGEST
+    )
+    name, salt = service.consent_opening(party.party_id, unlocked.consent.leaf_hash)
+    assert name == ERIKA.name
+    entry = decode_entry(log.entries[unlocked.consent.leaf_index])
+    verify_commitment("name", name.encode(), salt, entry["signer"])
+    enrolment = decode_entry(log.entries[0])
+    # A salt of its own, so the consent does not repeat the enrolment's bytes.
+    assert entry["signer"] != enrolment["commitments"]["name"]
+    with pytest.raises(InvalidInputError, match="no consent entry"):
+        service.consent_opening(party.party_id, party.leaf_hash)

@@ -23,6 +23,7 @@ from identity.errors import (
 from identity.keys import generate_key
 from ledger.commitment import verify_commitment
 from ledger.entry import decode_entry
+from ledger.merkle import consistency_proof, root_hash, verify_consistency
 
 from .test_ca import pyhanko_validate, validation_context
 
@@ -327,3 +328,19 @@ async def test_bad_channel_and_revoked_signatory(service, outbox, log):
             EnterpriseDetails("Musterfirma GmbH", LEI, person.party_id)
         )
     assert len(log.entries) == 2
+
+
+async def test_erasure_keeps_log_consistent(service, outbox, log_store):
+    party = await enrol(service, outbox)
+    await service.revoke(party.party_id)
+    size1 = log_store.tree_size()
+    root1 = root_hash(size1, log_store)
+
+    # Erasing a party already revoked appends nothing more.
+    await service.erase(party.party_id)
+    again = await enrol(service, outbox)
+    size2 = log_store.tree_size()
+    assert size2 == size1 + 1
+    proof = consistency_proof(size1, size2, log_store)
+    verify_consistency(size1, size2, proof, root1, root_hash(size2, log_store))
+    assert again.party_id != party.party_id

@@ -2,11 +2,10 @@
 
 Every step that changes a party appends one entry to the log through an
 `Appender` and chains it to the party's previous entry by `prev`. Bad input
-raises an `IdentityError` before anything is appended or stored. The order
-of each step is: check everything, append the entry, then store the private
-record; a crash between the last two leaves an entry without its private
-record, which contains no personal data and names a party_id that stays
-unknown.
+raises an `IdentityError` before anything is appended or stored. Each step
+checks everything, appends the entry, then stores the private record. A
+crash between the last two leaves an entry without a private record. That
+entry contains no personal data, and its party_id stays unknown.
 """
 
 from __future__ import annotations

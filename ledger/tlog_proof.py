@@ -64,11 +64,11 @@ class TlogProof:
             ) from error
 
 
-def _decode_base64(text: str, what: str) -> bytes:
+def _decode_base64(text: str, label: str) -> bytes:
     try:
         value = base64.b64decode(text, validate=True)
     except binascii.Error as error:
-        raise TlogProofError(f"{what} {text!r} is not valid base64") from error
+        raise TlogProofError(f"{label} {text!r} is not valid base64") from error
     return value
 
 

@@ -15,8 +15,8 @@ class ProofError(MerkleError):
     """An inclusion or consistency proof failed verification.
 
     `expected` is the root hash the caller supplied and `computed` the root
-    hash the proof produced; either is None when the proof was rejected
-    before any root hash was computed (malformed proof, sizes out of range).
+    hash the proof produced. Both are None when the proof was rejected
+    before any root hash was computed, such as for a malformed proof.
     """
 
     def __init__(

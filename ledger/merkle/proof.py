@@ -17,16 +17,16 @@ from ledger.merkle.stored import HashReader, NodeId, fold_right
 def _path_ids(level: int, index: int, tree_size: int) -> tuple[list[NodeId], int, int]:
     """Plan the audit path of stored hash (level, index) in a tree of tree_size.
 
-    Returns (ids, inner, right): ids[:inner] are the siblings up to the
-    largest complete subtree (the fork) that contains the node,
+    Returns (ids, inner, right). ids[:inner] are the siblings up to the
+    largest complete subtree (the fork) that contains the node.
     ids[inner:inner + right] are the subtrees right of the fork, which hash
-    into one proof element, and the rest are the subtrees left of the fork,
+    into one proof element. The rest are the subtrees left of the fork,
     nearest first.
     Requires (index + 1) * 2**level <= tree_size.
     """
-    # The fork is the highest ancestor that is still a complete subtree;
-    # its height above the node is the highest bit where index and the
-    # number of complete subtrees at this level differ, minus one.
+    # The fork is the highest ancestor that is still a complete subtree.
+    # Its height above the node is one less than the highest bit in which
+    # index and the number of complete subtrees at this level differ.
     inner = (index ^ (tree_size >> level)).bit_length() - 1
     fork_level = level + inner
     ids = [(level + i, (index >> i) ^ 1) for i in range(inner)]
@@ -109,8 +109,8 @@ def consistency_proof(size1: int, size2: int, reader: HashReader) -> list[bytes]
         )
     # The proof is the audit path, in the tree of size2, of the largest
     # complete subtree that ends at size1, preceded by that subtree's own
-    # hash unless size1 is a power of two (the verifier then knows it as
-    # the old root hash).
+    # hash unless size1 is a power of two, because the verifier then has it
+    # as root1.
     level = (size1 & -size1).bit_length() - 1
     index = (size1 - 1) >> level
     ids, inner, right = _path_ids(level, index, size2)

@@ -1,8 +1,8 @@
 """Stored hashes: the hash of every complete subtree, addressed by (level, index).
 
 The stored hash (level, index) is the Merkle Tree Hash of the leaves
-[index * 2**level, (index + 1) * 2**level). Level 0 holds the leaf hashes.
-A tree of size n holds the stored hash (level, index) when
+[index * 2**level, (index + 1) * 2**level). Level 0 contains the leaf hashes.
+A tree of size n contains the stored hash (level, index) when
 (index + 1) * 2**level <= n, and each one never changes once written, so a
 store appends them and never rewrites them.
 """
@@ -37,8 +37,9 @@ def stored_hashes_for_leaf(
 
     Returns (level, index, hash) triples, the leaf itself first, then one per
     level for which the new leaf closes a complete subtree. The reader must
-    hold the stored hashes of the tree of size leaf_index; a batch appender
-    passes a reader that also sees hashes computed earlier in the batch.
+    return the stored hashes of the tree of size leaf_index, so a batch
+    appender passes a reader that also returns the hashes computed earlier
+    in the same batch.
     Requires 0 <= leaf_index and len(leaf_hash) == 32.
     """
     if leaf_index < 0:

@@ -106,13 +106,13 @@ def entries_path(index: int, width: int = TILE_WIDTH) -> str:
     return f"tile/entries/{encode_tile_index(index)}{_width_suffix(width)}"
 
 
-def _parse_decimal(text: str, what: str, path: str) -> int:
+def _parse_decimal(text: str, label: str, path: str) -> int:
     # Decimal ASCII with no leading zeros; str.isdigit would accept other
     # Unicode digits.
     if not text or not all("0" <= c <= "9" for c in text):
-        raise TileError(f"invalid {what} {text!r} in tile path {path!r}")
+        raise TileError(f"invalid {label} {text!r} in tile path {path!r}")
     if len(text) > 1 and text[0] == "0":
-        raise TileError(f"{what} {text!r} in tile path {path!r} has a leading zero")
+        raise TileError(f"{label} {text!r} in tile path {path!r} has a leading zero")
     return int(text)
 
 
@@ -253,8 +253,8 @@ def tile_for_stored_hash(level: int, index: int) -> tuple[TileCoord, int, int]:
 def stored_hash_from_tile(tile_data: bytes, level: int, index: int) -> bytes:
     """Compute stored hash (level, index) from the bytes of the tile holding it.
 
-    The tile is the one tile_for_stored_hash names; a partial tile works if
-    it holds every hash the subtree needs.
+    The tile is the one tile_for_stored_hash names. A partial tile works if
+    it contains every hash the subtree needs.
     """
     _, begin, end = tile_for_stored_hash(level, index)
     if len(tile_data) < end * HASH_SIZE or len(tile_data) % HASH_SIZE:

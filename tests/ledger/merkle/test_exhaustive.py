@@ -12,6 +12,7 @@ from ledger.merkle import (
     inclusion_proof,
     leaf_hash,
     root_hash,
+    stored_hashes_for_leaf,
     verify_consistency,
     verify_inclusion,
 )
@@ -138,3 +139,30 @@ def test_empty_tree_consistency_rejected() -> None:
     reader = build_reader(leaf_data(3))
     with pytest.raises(ProofError, match="size 0"):
         verify_consistency(0, 3, [], EMPTY_ROOT, root_hash(3, reader))
+
+
+def test_stored_hashes_for_leaf_checks() -> None:
+    reader = build_reader(leaf_data(7))
+    appended = stored_hashes_for_leaf(7, leaf_hash(b"leaf 7"), reader)
+    # Leaf 7 closes the subtrees (1, 3), (2, 1) and (3, 0).
+    assert [(level, index) for level, index, _ in appended] == [
+        (0, 7),
+        (1, 3),
+        (2, 1),
+        (3, 0),
+    ]
+    with pytest.raises(TreeRangeError, match="negative"):
+        stored_hashes_for_leaf(-1, leaf_hash(b""), reader)
+    with pytest.raises(TreeRangeError, match="32 bytes"):
+        stored_hashes_for_leaf(8, b"short", reader)
+
+
+def test_reader_returning_too_few_hashes() -> None:
+    class ShortReader(DictReader):
+        def read_hashes(self, ids):
+            return super().read_hashes(ids)[:-1]
+
+    reader = ShortReader()
+    reader.hashes = build_reader(leaf_data(5)).hashes
+    with pytest.raises(RuntimeError, match="returned"):
+        inclusion_proof(0, 5, reader)

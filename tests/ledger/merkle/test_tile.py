@@ -25,6 +25,7 @@ from ledger.merkle import (
 )
 
 from .conftest import build_reader, leaf_data
+from .reference import ReferenceTree
 
 
 def test_index_encoding_examples() -> None:
@@ -178,3 +179,24 @@ def test_entry_bundle_round_trip() -> None:
         decode_entry_bundle(b"\x00")
     with pytest.raises(TileError):
         decode_entry_bundle(b"\x00\x05abc")
+
+
+def test_tile_hashes_match_reference() -> None:
+    size = 256 * 2 + 70
+    leaves = leaf_data(size)
+    reader = build_reader(leaves)
+    reference = ReferenceTree(leaves)
+    for tile in tiles_for_size(size):
+        begin, end = tile.leaf_range()
+        assert end <= size
+        span = (end - begin) // tile.width
+        hashes = reader.read_hashes(tile.hash_ids())
+        for position, value in enumerate(hashes):
+            first = begin + position * span
+            assert value == reference.mth(first, first + span), (tile, position)
+    assert [t.path for t in tiles_for_size(size)] == [
+        "tile/0/000",
+        "tile/0/001",
+        "tile/0/002.p/70",
+        "tile/1/000.p/2",
+    ]

@@ -505,3 +505,53 @@ async def test_evidence_inputs(setup, contract_pdf):
         "recipient", opening.value.encode(), opening.salt
     )
     assert set(evidence.certificates) == {setup.parties["erika"], setup.parties["john"]}
+
+
+@pytest.mark.parametrize(
+    ("name", "password", "repaired"),
+    [
+        ("07-hybrid-xref.pdf", None, True),
+        ("12-damaged-xref-entry.pdf", None, True),
+        ("10-encrypted-rc4-128-user-pw-openpassword.pdf", "openpassword", False),
+    ],
+)
+async def test_corpus_file_through_workflow(
+    setup, corpus_dir, name, password, repaired
+):
+    uploaded = (corpus_dir / name).read_bytes()
+    parties = [setup.parties["erika"], setup.parties["john"]]
+    record = await setup.service.upload(uploaded, parties, password=password)
+    contract_id = record["contract"]
+    assert record["repaired"] is repaired
+    assert password is None or password.encode() not in record["password"]
+
+    upload_entry = setup.contract_entries(contract_id)[0]
+    assert upload_entry["uploaded"] == hashlib.sha256(uploaded).digest()
+    if repaired:
+        assert upload_entry["prepared"] != upload_entry["uploaded"]
+    else:
+        assert upload_entry["prepared"] == upload_entry["uploaded"]
+
+    service = setup.service
+    await service.sign(contract_id, parties[0], setup.code("erika"))
+    await service.send(contract_id)
+    await service.countersign(contract_id, parties[1], setup.code("john"))
+    record = await service.store(contract_id)
+    final = await service.download(contract_id)
+    assert hashlib.sha256(final).digest() == record["document"]
+
+    # Both new signatures chain to the service CA and verify.
+    reports = await async_validate_pdf(
+        final,
+        setup.trust_roots,
+        other_certs=[setup.ca.issuing_certificate],
+        crls=setup.crls,
+        password=password,
+        diff_analysis=False,
+    )
+    ours = {record["steps"][1]["field"], record["steps"][3]["field"]}
+    assert ours <= {report.field_name for report in reports}
+    for report in reports:
+        assert report.intact, report.summary
+        assert report.valid, report.summary
+        assert report.trusted, report.summary

@@ -76,7 +76,7 @@ def check_code(
 
     # 2. Find the time step the code belongs to.
     step = None
-    if code.isdigit() and len(code) == policy.digits:
+    if isinstance(code, str) and code.isdigit() and len(code) == policy.digits:
         step = totp.match_time_step(
             secret, code, now, policy.window, policy.period, policy.digits
         )

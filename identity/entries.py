@@ -13,8 +13,9 @@ by its party_id, a random pseudonym.
                       signatory (the person's party_id), proofing,
                       certificate, custody
     consent           party, certificate, document (SHA-256 of the document
-                      being signed), signer (a commitment to the signer's
-                      name under a salt of its own)
+                      being signed), signer (a commitment to the person's
+                      name or the enterprise's legal_name, under a salt of
+                      its own)
     revoke            party, certificate, reason (an RFC 5280 reason name)
 
 `certificate` is the SHA-256 fingerprint of the certificate's DER.

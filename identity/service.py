@@ -16,7 +16,6 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -33,7 +32,7 @@ from identity.errors import (
     UnknownPartyError,
 )
 from identity.keys import decrypt_private_key, encrypt_private_key, generate_key
-from identity.proofing import ProofingClaims, ProofingVerifier
+from identity.proofing import ProofingClaims, ProofingResult, ProofingVerifier
 from identity.store import IdentityStore, Record
 from ledger.appender import Appender, AppendResult
 
@@ -208,7 +207,7 @@ class IdentityService:
         async with self._lock:
             return await self._enrol(pending, result)
 
-    async def _enrol(self, pending: _PendingEnrolment, result: Any) -> Party:
+    async def _enrol(self, pending: _PendingEnrolment, result: ProofingResult) -> Party:
         # 1. Check again under the lock: the same person may have completed
         #    another enrolment since this one began.
         details = pending.details
@@ -225,7 +224,7 @@ class IdentityService:
         if pending.certificate is None:
             signing_key = generate_key(self._settings.key_type)
             certificate = self._ca.issue(
-                self._subject(pending.kind, details, party_id),
+                self._subject(details, party_id),
                 signing_key.public_key(),
                 pending.validity,
             )
@@ -287,7 +286,7 @@ class IdentityService:
         )
 
     def _subject(
-        self, kind: str, details: PersonDetails | EnterpriseDetails, party_id: str
+        self, details: PersonDetails | EnterpriseDetails, party_id: str
     ) -> x509.Name:
         if isinstance(details, PersonDetails):
             return certificates.person_subject(details.name, party_id)
@@ -332,17 +331,20 @@ class IdentityService:
             for label, value in record["fields"].items()
         }
 
-    def consent_opening(self, party_id: str, leaf_hash: bytes) -> tuple[str, bytes]:
-        """Return (name, salt) that open the `signer` commitment of a consent entry.
+    def consent_opening(
+        self, party_id: str, leaf_hash: bytes
+    ) -> tuple[str, str, bytes]:
+        """Return (label, value, salt) that open the `signer` commitment of a consent.
 
-        `leaf_hash` names the consent entry. Raises InvalidInputError if the
+        `leaf_hash` names the consent entry. The label is `name` for a person
+        and `legal_name` for an enterprise. Raises InvalidInputError if the
         party has no consent entry with that leaf hash.
         """
         record = self._active_record(party_id)
-        name = record["fields"].get("name") or record["fields"]["legal_name"]
+        label, value = _signer_field(record)
         for consent_leaf_hash, salt in record["consent_salts"]:
             if hmac.compare_digest(consent_leaf_hash, leaf_hash):
-                return name, salt
+                return label, value, salt
         raise InvalidInputError(
             f"party {party_id} has no consent entry with leaf_hash {leaf_hash.hex()}"
         )
@@ -459,13 +461,13 @@ class IdentityService:
 
         # 2. Append the consent entry, with a commitment to the signer's name
         #    under a salt of its own.
-        name = record["fields"].get("name") or record["fields"]["legal_name"]
-        salt = entries.new_salts(["name"])["name"]
+        label, value = _signer_field(record)
+        salt = entries.new_salts([label])[label]
         entry = entries.consent_entry(
             party_id,
             record["certificate"],
             document_digest,
-            entries.commit("name", name, salt),
+            entries.commit(label, value, salt),
             now,
             record["last_leaf_hash"],
         )
@@ -532,6 +534,13 @@ class IdentityService:
             label = _INDEX_LABEL[record["kind"]]
             self._store.erase(party_id, {label: record["fields"][label]})
         logger.info("erased party_id=%s", party_id)
+
+
+def _signer_field(record: Record) -> tuple[str, str]:
+    """Return the label and value that a consent's signer commitment covers."""
+    if record["kind"] == "person":
+        return "name", record["fields"]["name"]
+    return "legal_name", record["fields"]["legal_name"]
 
 
 def _check_signing_certificate(certificate: x509.Certificate, now: datetime) -> None:

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from identity import certificates
 from identity.custody import UnlockedKey
+from identity.details import EnterpriseDetails
 from identity.errors import (
     CertificateStatusError,
     ConsentError,
@@ -25,7 +26,7 @@ from identity.keys import generate_key
 from ledger.commitment import verify_commitment
 from ledger.entry import decode_entry
 
-from .test_enrolment import ERIKA, JOHN, enrol
+from .test_enrolment import ERIKA, JOHN, LEI, enrol
 
 DIGEST = hashlib.sha256(b"contract body").digest()
 
@@ -233,7 +234,10 @@ async def test_consent_commitment_opens(service, outbox, log, clock):
     unlocked = await service.unlock_signing_key(
         party.party_id, code_at(authenticator, clock), DIGEST
     )
-    name, salt = service.consent_opening(party.party_id, unlocked.consent.leaf_hash)
+    label, name, salt = service.consent_opening(
+        party.party_id, unlocked.consent.leaf_hash
+    )
+    assert label == "name"
     assert name == ERIKA.name
     entry = decode_entry(log.entries[unlocked.consent.leaf_index])
     verify_commitment("name", name.encode(), salt, entry["signer"])
@@ -242,3 +246,31 @@ async def test_consent_commitment_opens(service, outbox, log, clock):
     assert entry["signer"] != enrolment["commitments"]["name"]
     with pytest.raises(InvalidInputError, match="no consent entry"):
         service.consent_opening(party.party_id, party.leaf_hash)
+
+
+async def test_enterprise_consent_and_key(service, outbox, log, clock):
+    person = await enrol(service, outbox)
+    details = EnterpriseDetails("Musterfirma GmbH", LEI, person.party_id)
+    challenge = await service.begin_enterprise_enrolment(details)
+    enterprise = await service.complete_enrolment(challenge, outbox.codes[ERIKA.email])
+    authenticator = pyotp.parse_uri(service.provision_totp(enterprise.party_id).uri)
+
+    unlocked = await service.unlock_signing_key(
+        enterprise.party_id, code_at(authenticator, clock), DIGEST
+    )
+    assert unlocked.certificate == enterprise.certificate
+    entry = decode_entry(log.entries[unlocked.consent.leaf_index])
+    assert entry["party"] == enterprise.party_id
+    assert entry["prev"] == enterprise.leaf_hash
+    label, value, salt = service.consent_opening(
+        enterprise.party_id, unlocked.consent.leaf_hash
+    )
+    assert (label, value) == ("legal_name", "Musterfirma GmbH")
+    verify_commitment(label, value.encode(), salt, entry["signer"])
+
+
+async def test_non_text_code_counts_as_wrong(service, outbox, log):
+    party, _ = await provisioned(service, outbox)
+    with pytest.raises(ConsentError, match="wrong"):
+        await service.unlock_signing_key(party.party_id, 123456, DIGEST)
+    assert len(log.entries) == 1

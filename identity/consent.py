@@ -1,8 +1,8 @@
 """The TOTP gate in front of every signature: replay, rate limit, lockout.
 
 Pure: `check_code` takes the stored state of a party's TOTP and returns the
-new state with the outcome, and the service stores that state before it
-acts on the outcome, so a failed attempt counts even if the caller gives up.
+new state with the outcome. The service stores that state before it acts on
+the outcome, so a failed attempt counts even if the caller gives up.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class TotpPolicy:
 
     `window` is the clock skew accepted, in time steps either side. After
     each wrong code the next attempt waits 2**(failures - 1) seconds, at
-    most `max_backoff` seconds; after `max_failures` wrong codes in a row
+    most `max_backoff` seconds. After `max_failures` wrong codes in a row
     the party is locked out for `lockout` seconds.
     """
 

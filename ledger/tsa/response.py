@@ -66,18 +66,25 @@ def system_failure_response(text: str) -> bytes:
 
 
 def token_from_response(response_der: bytes) -> bytes:
-    """Return the TimeStampToken DER of a granted TimeStampResp.
+    """Return the TimeStampToken DER of a granted TimeStampResp, as received.
 
     Raises TimeStampError naming the status, failure bits and text of a
     response that is not granted, or when the DER is malformed.
     """
     try:
-        response = TimeStampResp.load(response_der, strict=True)
-        status_info = response["status"]
+        tag, position, end = der.read_element(response_der, 0, len(response_der))
+        if tag != der.SEQUENCE or end != len(response_der):
+            raise der.DerError("not a single SEQUENCE")
+        _, _, status_end = der.read_element(response_der, position, end)
+        status_info = tsp.PKIStatusInfo.load(response_der[position:status_end], strict=True)
         status = status_info["status"].native
-        token = response["time_stamp_token"]
         fail_info = status_info["fail_info"].native
         texts = status_info["status_string"].native
+        token = response_der[status_end:end]
+        if token:
+            _, _, token_end = der.read_element(response_der, status_end, end)
+            if token_end != end:
+                raise der.DerError("data after the timeStampToken")
     except (ValueError, TypeError, KeyError) as error:
         raise TimeStampError(f"malformed TimeStampResp: {error}") from error
     if status not in ("granted", "granted_with_mods"):
@@ -87,6 +94,6 @@ def token_from_response(response_der: bytes) -> bytes:
             f"time stamp request rejected with status {status}, failure info "
             f"{bits}: {text}"
         )
-    if token.native is None:
+    if not token:
         raise TimeStampError(f"TimeStampResp with status {status} carries no token")
-    return token.dump()
+    return token

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from asn1crypto import cms, tsp
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -60,6 +60,29 @@ def verify_token(
     algorithm, and `nonce`, when given, must be the token's nonce.
     Raises TimeStampError naming the first check that failed.
     """
+    try:
+        return _verify(token_der, digest, trust_roots, nonce, hash_algorithm, certificates)
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        UnsupportedAlgorithm,
+        x509.InvalidVersion,
+    ) as error:
+        # asn1crypto and cryptography parse lazily, so malformed fields of
+        # the token or its certificates surface here.
+        raise TimeStampError(f"malformed time-stamp token: {error}") from error
+
+
+def _verify(
+    token_der: bytes,
+    digest: bytes,
+    trust_roots: Sequence[x509.Certificate],
+    nonce: int | None,
+    hash_algorithm: str | None,
+    certificates: Sequence[x509.Certificate],
+) -> TimeStampInfo:
     # 1. Unwrap ContentInfo, SignedData and the encapsulated TSTInfo.
     signed_data, tst_info_der, signer_info = _unwrap(token_der)
     try:
@@ -146,7 +169,28 @@ def _unwrap(token_der: bytes) -> tuple[cms.SignedData, bytes, cms.SignerInfo]:
             raise TimeStampError(
                 f"token has {len(signer_infos)} signer infos, expected exactly 1"
             )
-        return signed_data, _octets(content), signer_infos[0]
+        signer_info = signer_infos[0]
+
+        # The fields outside the signed attributes are checked one by one:
+        # the versions RFC 5652 section 5 fixes and the digest algorithms.
+        if signed_data["version"].native != "v3":
+            raise TimeStampError(
+                f"SignedData version is {signed_data['version'].native}, expected v3"
+            )
+        expected_version = "v1" if signer_info["sid"].name == "issuer_and_serial_number" else "v3"
+        if signer_info["version"].native != expected_version:
+            raise TimeStampError(
+                f"SignerInfo version is {signer_info['version'].native}, "
+                f"expected {expected_version} for its signer identifier"
+            )
+        digest_algorithm = signer_info["digest_algorithm"]["algorithm"].native
+        listed = [item["algorithm"].native for item in signed_data["digest_algorithms"]]
+        if digest_algorithm not in listed:
+            raise TimeStampError(
+                f"SignedData digestAlgorithms {listed} lack the signer's "
+                f"{digest_algorithm}"
+            )
+        return signed_data, _octets(content), signer_info
     except (ValueError, TypeError, KeyError) as error:
         raise TimeStampError(f"malformed time-stamp token: {error}") from error
 
@@ -177,7 +221,7 @@ def _certificates(signed_data: cms.SignedData) -> list[x509.Certificate]:
         if choice.name == "certificate":
             try:
                 found.append(x509.load_der_x509_certificate(choice.chosen.dump()))
-            except ValueError as error:
+            except (ValueError, x509.InvalidVersion) as error:
                 raise TimeStampError(f"token carries a malformed certificate: {error}") from error
     return found
 
@@ -216,8 +260,12 @@ def _check_signed_attributes(
     signer_info: cms.SignerInfo, tst_info_der: bytes, signer: x509.Certificate
 ) -> None:
     attributes = signer_info["signed_attrs"]
-    if attributes.native is None:
+    if not isinstance(attributes, cms.CMSAttributes):
         raise TimeStampError("token signer info has no signed attributes")
+    # The signature covers the attributes as received, with a SET tag in
+    # place of [0] (RFC 5652 section 5.4); asn1crypto would re-encode them
+    # once its children were read, so the octets are taken first.
+    signed = der.tlv(der.SET, bytes(attributes.contents))
     values: dict[str, list[object]] = {}
     for attribute in attributes:
         values.setdefault(attribute["type"].dotted, []).append(attribute)
@@ -235,7 +283,7 @@ def _check_signed_attributes(
     if not hmac.compare_digest(message_digest["values"][0].native, expected):
         raise TimeStampError("messageDigest attribute does not match the TSTInfo")
 
-    _check_signature(signer_info, der.tlv(der.SET, attributes.contents), signer, digest_name)
+    _check_signature(signer_info, signed, signer, digest_name)
     _check_signing_certificate(values, signer)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 
-from asn1crypto import tsp
+from asn1crypto import cms, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -171,6 +171,20 @@ class InMemorySigner(Signer):
             + unsigned_attributes_size
             + _CMS_FRAMING_BOUND
         )
+
+    async def unsigned_attrs(self, *args, **kwargs):  # type: ignore[override]
+        """Return pyHanko's unsigned attributes (the signature time-stamp
+        token) as a lazily parsed copy of their DER encoding.
+
+        pyHanko retags them as [1] IMPLICIT inside SignerInfo; asn1crypto
+        copies an object it has already parsed child by child and then
+        re-encodes it, time-stamp certificates included, while an unparsed
+        object is copied with its encoding.
+        """
+        attributes = await super().unsigned_attrs(*args, **kwargs)
+        if attributes is None:
+            return None
+        return cms.CMSAttributes.load(attributes.dump())
 
     async def async_sign_raw(
         self, data: bytes, digest_algorithm: str, dry_run: bool = False

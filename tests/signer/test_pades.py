@@ -8,7 +8,9 @@ import io
 import pikepdf
 import pytest
 from aiohttp import web
-from asn1crypto import cms
+from asn1crypto import cms, tsp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko.sign.validation.dss import DocumentSecurityStore
@@ -17,7 +19,12 @@ from pyhanko.sign.validation.pdf_embedded import async_validate_pdf_signature
 from ledger.tsa.authority import TimeStampAuthority
 from signer.errors import SigningError
 from signer.keys import InMemorySigner, to_asn1_certificate
-from signer.pades import countersign_pdf, sign_pdf, upgrade_to_lta
+from signer.pades import (
+    countersign_pdf,
+    encode_timestamp_request,
+    sign_pdf,
+    upgrade_to_lta,
+)
 from signer.validate import validation_context
 
 from .conftest import SigningPki, make_contract
@@ -203,3 +210,26 @@ async def test_hundred_page_contract_signs(pki: SigningPki, timestamper):
 
     [report] = await pki.validate(result.data)
     assert report.intact and report.valid and report.trusted
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    algorithm=st.sampled_from(["sha256", "sha384", "sha512"]),
+    nonce=st.integers(min_value=0, max_value=2**160),
+    data=st.binary(max_size=64),
+)
+def test_timestamp_request_parses_back(algorithm: str, nonce: int, data: bytes):
+    digest = hashlib.new(algorithm, data).digest()
+
+    der = encode_timestamp_request(digest, algorithm, nonce)
+
+    request = tsp.TimeStampReq.load(der)
+    imprint = request["message_imprint"]
+    assert request["version"].native == "v1"
+    assert imprint["hash_algorithm"]["algorithm"].native == algorithm
+    # RFC 5754 section 2: SHA-2 identifiers are generated without parameters.
+    assert imprint["hash_algorithm"]["parameters"].native is None
+    assert imprint["hashed_message"].native == digest
+    assert request["nonce"].native == nonce
+    assert request["cert_req"].native is True
+    assert request.dump(force=True) == der

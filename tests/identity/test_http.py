@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 from pathlib import Path
 
+import pytest
 from aiohttp import web
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator.errors import RevokedError
 
 from identity.ca import CaSettings, CertificateAuthority
 from identity.http import add_ca_routes
@@ -18,6 +23,7 @@ from .conftest import PASSPHRASE
 from .test_ca import issue_leaf
 
 PEM = serialization.Encoding.PEM
+DER = serialization.Encoding.DER
 
 
 async def openssl_ocsp(folder: Path, ca, leaf, url: str) -> str:
@@ -84,4 +90,48 @@ async def test_ca_routes_with_openssl_ocsp(aiohttp_server, aiohttp_client, tmp_p
     assert response.status == 400
     response = await client.post("/ca/ocsp", data=b"x" * 20000)
     assert response.status == 413
+    ca.close()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_pyhanko_fetches_revocation_data(aiohttp_server, tmp_path):
+    # The certificates must name the server's URL, so the port is chosen
+    # before the CA exists.
+    port = free_port()
+    ca = CertificateAuthority.create(
+        tmp_path / "ca", PASSPHRASE, CaSettings(f"http://127.0.0.1:{port}")
+    )
+    _, leaf = issue_leaf(ca)
+    app = web.Application()
+    add_ca_routes(app, ca)
+    await aiohttp_server(app, host="127.0.0.1", port=port)
+
+    def fetching_context() -> ValidationContext:
+        return ValidationContext(
+            trust_roots=[
+                asn1_x509.Certificate.load(ca.root_certificate.public_bytes(DER))
+            ],
+            allow_fetching=True,
+            revocation_mode="hard-fail",
+        )
+
+    validator = CertificateValidator(
+        asn1_x509.Certificate.load(leaf.public_bytes(DER)),
+        validation_context=fetching_context(),
+    )
+    path = await validator.async_validate_usage({"non_repudiation"})
+    assert len(path) == 3
+
+    ca.revoke(leaf.serial_number, x509.ReasonFlags.key_compromise)
+    validator = CertificateValidator(
+        asn1_x509.Certificate.load(leaf.public_bytes(DER)),
+        validation_context=fetching_context(),
+    )
+    with pytest.raises(RevokedError):
+        await validator.async_validate_usage({"non_repudiation"})
     ca.close()

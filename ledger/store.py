@@ -12,7 +12,7 @@ Layout (one LMDB environment, a few named databases, integers big-endian):
   odd-level hash is node_hash of its two stored children, which costs one
   SHA-256 and saves a third of the hash storage. Tiles of C2SP tlog-tiles
   sit at levels 8 * L, which are even.
-- `leaves`: first 8 bytes of a leaf hash -> leaf_index (6 bytes), sorted
+- `leaves`: first 6 bytes of a leaf hash -> leaf_index (5 bytes), sorted
   duplicates allowed. A hit is checked against the full stored leaf hash,
   so a prefix collision costs one extra read and never returns a wrong leaf_index.
 - `checkpoints`: tree_size -> signed checkpoint note, every one ever signed.
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import struct
+from hashlib import sha256
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,7 +46,8 @@ ENTRIES_PER_BUNDLE = 256
 TILE_WIDTH = 256
 TILE_HEIGHT = 8
 HASHES_PER_ROW = 127
-LEAF_PREFIX_SIZE = 8
+LEAF_PREFIX_SIZE = 6
+LEAF_INDEX_SIZE = 5
 
 DEFAULT_MAP_SIZE = 1 << 40
 
@@ -58,6 +60,8 @@ _PUBLISHED = b"published"
 _ORIGIN = b"origin"
 _WITNESSES = b"witnesses"
 _QUORUM = b"quorum"
+# RFC 9162 section 2.1.1 interior node prefix, as in ledger.merkle.node_hash.
+_NODE_PREFIX = b"\x01"
 
 
 class StoreError(Exception):
@@ -177,22 +181,28 @@ class _View:
             self._rows[key] = data
         return data
 
-    def _hash(self, level: int, index: int) -> bytes:
-        if level & 1:
-            left = self._hash(level - 1, 2 * index)
-            right = self._hash(level - 1, 2 * index + 1)
-            return node_hash(left, right)
+    def _even_hash(self, level: int, index: int) -> bytes:
         row, slot = divmod(index, HASHES_PER_ROW)
-        data = self._row(level, row)
+        data = self._rows.get((level, row))
+        if data is None:
+            data = self._row(level, row)
         start = slot * HASH_SIZE
         value = bytes(data[start : start + HASH_SIZE])
         if len(value) != HASH_SIZE:
             raise CorruptStoreError(f"stored hash ({level}, {index}) is missing")
         return value
 
+    def _hash(self, level: int, index: int) -> bytes:
+        if level & 1:
+            left = self._even_hash(level - 1, 2 * index)
+            right = self._even_hash(level - 1, 2 * index + 1)
+            return sha256(_NODE_PREFIX + left + right).digest()
+        return self._even_hash(level, index)
+
     def read_hashes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
         """Return the stored hash of each (level, index) in ids, in order."""
-        return [self._hash(level, index) for level, index in ids]
+        read = self._hash
+        return [read(level, index) for level, index in ids]
 
     def read_tile(self, level: int, index: int, width: int) -> bytes:
         """Return the hashes of tile (level, index) of the given width.
@@ -311,9 +321,12 @@ class _View:
 
 
 def _find_leaf(txn, leaves_db, leaf_hash: bytes, read_hash) -> int | None:
-    cursor = txn.cursor(db=leaves_db)
-    if not cursor.set_key(leaf_hash[:LEAF_PREFIX_SIZE]):
+    prefix = leaf_hash[:LEAF_PREFIX_SIZE]
+    # Most lookups are misses for new entries: one get() settles them.
+    if txn.get(prefix, db=leaves_db) is None:
         return None
+    cursor = txn.cursor(db=leaves_db)
+    cursor.set_key(prefix)
     for value in cursor.iternext_dup():
         index = int.from_bytes(value, "big")
         if read_hash(0, index) == leaf_hash:
@@ -404,12 +417,6 @@ class _BatchWriter:
             self.bundle = bytearray()
         for level, node_index, value in stored_hashes_for_leaf(index, hash_, self):
             self._put_hash(level, node_index, value)
-        self.txn.put(
-            hash_[:LEAF_PREFIX_SIZE],
-            index.to_bytes(6, "big"),
-            db=self.leaves_db,
-            dupdata=True,
-        )
         self.batch_leaves[hash_] = index
         self.tree_size = index + 1
         return index
@@ -421,6 +428,13 @@ class _BatchWriter:
         for (level, row), data in self.rows.items():
             if data:
                 self.txn.put(_ROW_KEY.pack(level, row), bytes(data), db=self.hashes_db)
+        # Index records go in at the end, in key order, so that each B-tree
+        # page of the index is visited once per batch.
+        records = sorted(
+            (hash_[:LEAF_PREFIX_SIZE], index.to_bytes(LEAF_INDEX_SIZE, "big"))
+            for hash_, index in self.batch_leaves.items()
+        )
+        self.txn.cursor(db=self.leaves_db).putmulti(records, dupdata=True)
         self.txn.put(_TREE_SIZE, _U64.pack(self.tree_size), db=self.store._dbs["meta"])
 
 

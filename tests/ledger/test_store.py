@@ -115,11 +115,11 @@ def test_duplicate_returns_first_index(store):
 def test_prefix_collision_checks_full_hash(store):
     entries = make_entries(5)
     store.append_batch(entries)
-    # A stray index record under the same 8-byte prefix must not be taken
+    # A stray index record under the same 6-byte prefix must not be taken
     # for the entry: the lookup compares the full stored leaf hash.
     target = leaf_hash(entries[4])
     with store.env.begin(write=True) as txn:
-        txn.put(target[:8], (0).to_bytes(6, "big"), db=store._dbs["leaves"], dupdata=True)
+        txn.put(target[:6], (0).to_bytes(5, "big"), db=store._dbs["leaves"], dupdata=True)
     assert store.find_leaf(target) == 4
     result = store.append_batch([entries[4]])[0]
     assert result.leaf_index == 4

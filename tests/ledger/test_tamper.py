@@ -83,7 +83,7 @@ def test_flipped_entry_byte_named(copy):
 
 
 def test_flipped_leaf_hash_byte_named(copy):
-    # Byte 20 lies past the 8-byte prefix that the leaf-hash index keys on,
+    # Byte 20 lies past the 6-byte prefix that the leaf-hash index keys on,
     # so only the stored leaf hash changes.
     assert flip_everywhere(copy, leaf_hash(make_entry(700)), 20) >= 1
     result = check(copy)

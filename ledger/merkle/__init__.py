@@ -7,6 +7,7 @@ addressed by (level, index); see `ledger.merkle.stored`.
 from ledger.merkle.errors import MerkleError, ProofError, TileError, TreeRangeError
 from ledger.merkle.hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
 from ledger.merkle.proof import (
+    EdgeCache,
     consistency_proof,
     inclusion_proof,
     verify_consistency,
@@ -48,6 +49,7 @@ __all__ = [
     "MAX_TILE_LEVEL",
     "TILE_HEIGHT",
     "TILE_WIDTH",
+    "EdgeCache",
     "HashReader",
     "MerkleError",
     "NodeId",

@@ -53,11 +53,59 @@ def _path_ids(level: int, index: int, tree_size: int) -> tuple[list[NodeId], int
     return ids, inner, right
 
 
-def _assemble(hashes: list[bytes], inner: int, right: int) -> list[bytes]:
+class EdgeCache:
+    """Hashes of the ragged right edge of recent trees, for one store.
+
+    An inclusion or consistency proof whose path meets the right edge of
+    the tree carries the hash of several complete subtrees folded into one,
+    and the same fold recurs in every proof for that tree_size. A store that
+    serves many proofs keeps one EdgeCache and passes it to the builders, so
+    that each fold is hashed once. Entries are keyed by tree_size, which is
+    sound because stored hashes never change once written. The cache is
+    cleared whole when it reaches max_entries.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._hashes: dict[tuple[int, int], bytes] = {}
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def _get(self, key: tuple[int, int]) -> bytes | None:
+        return self._hashes.get(key)
+
+    def _put(self, key: tuple[int, int], value: bytes) -> None:
+        if len(self._hashes) >= self.max_entries:
+            self._hashes.clear()
+        self._hashes[key] = value
+
+
+def _build(
+    reader: HashReader,
+    ids: list[NodeId],
+    inner: int,
+    right: int,
+    tree_size: int,
+    cache: EdgeCache | None,
+) -> list[bytes]:
+    """Read the planned ids and fold the subtrees right of the fork into one."""
     if right <= 1:
-        return hashes
+        return _read(reader, ids)
+    # The subtrees right of the fork are the `right` lowest set bits of
+    # tree_size, so (tree_size, right) names their fold.
+    key = (tree_size, right)
+    edge = cache._get(key) if cache is not None else None
+    if edge is not None:
+        proof = _read(reader, ids[:inner] + ids[inner + right :])
+        proof.insert(inner, edge)
+        return proof
+    hashes = _read(reader, ids)
+    edge = fold_right(hashes[inner : inner + right])
+    if cache is not None:
+        cache._put(key, edge)
     proof = hashes[:inner]
-    proof.append(fold_right(hashes[inner : inner + right]))
+    proof.append(edge)
     proof.extend(hashes[inner + right :])
     return proof
 
@@ -71,10 +119,17 @@ def _read(reader: HashReader, ids: list[NodeId]) -> list[bytes]:
     return hashes
 
 
-def inclusion_proof(leaf_index: int, tree_size: int, reader: HashReader) -> list[bytes]:
+def inclusion_proof(
+    leaf_index: int,
+    tree_size: int,
+    reader: HashReader,
+    cache: EdgeCache | None = None,
+) -> list[bytes]:
     """Build the RFC 9162 inclusion proof of leaf_index in a tree of tree_size.
 
-    The proof runs from the leaf's sibling up to a child of the root.
+    The proof runs from the leaf's sibling up to a child of the root. It
+    reads at most 2 * tree_size.bit_length() stored hashes in one
+    read_hashes call.
     Requires 0 <= leaf_index < tree_size; raises TreeRangeError otherwise.
     """
     if not 0 <= leaf_index < tree_size:
@@ -85,10 +140,15 @@ def inclusion_proof(leaf_index: int, tree_size: int, reader: HashReader) -> list
     ids, inner, right = _path_ids(0, leaf_index, tree_size)
     if not ids:
         return []
-    return _assemble(_read(reader, ids), inner, right)
+    return _build(reader, ids, inner, right, tree_size, cache)
 
 
-def consistency_proof(size1: int, size2: int, reader: HashReader) -> list[bytes]:
+def consistency_proof(
+    size1: int,
+    size2: int,
+    reader: HashReader,
+    cache: EdgeCache | None = None,
+) -> list[bytes]:
     """Build the RFC 9162 consistency proof between trees of size1 and size2.
 
     Returns an empty proof when size1 == size2. RFC 9162 section 2.1.4 defines
@@ -117,7 +177,7 @@ def consistency_proof(size1: int, size2: int, reader: HashReader) -> list[bytes]
     if index:
         ids.insert(0, (level, index))
         inner += 1
-    return _assemble(_read(reader, ids), inner, right)
+    return _build(reader, ids, inner, right, size2, cache)
 
 
 def _check_hashes(proof: Sequence[bytes], kind: str) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from ledger.merkle import (
     EMPTY_ROOT,
+    EdgeCache,
     ProofError,
     TreeRangeError,
     consistency_proof,
@@ -166,3 +167,34 @@ def test_reader_returning_too_few_hashes() -> None:
     reader.hashes = build_reader(leaf_data(5)).hashes
     with pytest.raises(RuntimeError, match="returned"):
         inclusion_proof(0, 5, reader)
+
+
+def test_edge_cache_gives_same_proofs(trees) -> None:
+    reader, reference = trees
+    cache = EdgeCache()
+    for size in range(1, MAX_SIZE + 1):
+        for index in range(size):
+            # The second call reads the fold from the cache.
+            for _ in range(2):
+                proof = inclusion_proof(index, size, reader, cache)
+                assert proof == reference.inclusion(index, size), (index, size)
+        for size1 in range(1, size):
+            for _ in range(2):
+                proof = consistency_proof(size1, size, reader, cache)
+                assert proof == reference.consistency(size1, size), (size1, size)
+    assert len(cache) > 0
+
+
+def test_edge_cache_saves_reads_and_clears() -> None:
+    reader = build_reader(leaf_data(1000))
+    cache = EdgeCache(max_entries=2)
+    inclusion_proof(0, 999, reader, cache)
+    reader.reads = 0
+    inclusion_proof(1, 999, reader, cache)
+    cached_reads = reader.reads
+    reader.reads = 0
+    inclusion_proof(1, 999, reader)
+    assert cached_reads < reader.reads
+    inclusion_proof(0, 997, reader, cache)
+    inclusion_proof(0, 995, reader, cache)
+    assert len(cache) <= 2

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from ledger.merkle import (
+    EdgeCache,
     consistency_proof,
     inclusion_proof,
     leaf_hash,
@@ -110,6 +111,17 @@ def run(report) -> None:
     report.add(
         "inclusion_proof build at 1M, p99", _p99(build), "us", PEER, _p99(peer_build)
     )
+    cache = EdgeCache()
+    cached = _timings(
+        lambda s: inclusion_proof(indexes[s], TREE_SIZE, reader, cache), SAMPLES
+    )
+    report.add(
+        "inclusion_proof build at 1M with EdgeCache, median",
+        statistics.median(cached),
+        "us",
+        PEER,
+        statistics.median(peer_build),
+    )
 
     leaves = [leaf_hash(_entry(i)) for i in indexes]
     check = _timings(
@@ -146,6 +158,16 @@ def run(report) -> None:
     )
     report.add(
         "consistency_proof build at 1M, p99", _p99(build), "us", PEER, _p99(peer_build)
+    )
+    cached = _timings(
+        lambda s: consistency_proof(sizes1[s], TREE_SIZE, reader, cache), SAMPLES
+    )
+    report.add(
+        "consistency_proof build at 1M with EdgeCache, median",
+        statistics.median(cached),
+        "us",
+        PEER,
+        statistics.median(peer_build),
     )
     check = _timings(
         lambda s: verify_consistency(sizes1[s], TREE_SIZE, cproofs[s], roots1[s], root),

@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 
 from ledger.checkpoint import Checkpoint, CheckpointError
 from ledger.merkle import HASH_SIZE, ProofError, verify_inclusion
-from ledger.note import NoteError, Verifier, parse_note, verify_note
+from ledger.note import (
+    NoteError,
+    Verifier,
+    parse_note,
+    verified_signatures,
+    verify_note,
+)
 
 HEADER = "c2sp.org/tlog-proof@v1"
 # A tree of 2**64 leaves needs at most 64 proof hashes.
@@ -154,14 +160,13 @@ def verify_tlog_proof(
     try:
         note = parse_note(proof.checkpoint)
         verify_note(note, verifiers)
+        signed_by = {v.name for v, _ in verified_signatures(note, verifiers)}
         checkpoint = Checkpoint.parse(note.text)
     except (NoteError, CheckpointError) as error:
         raise TlogProofError(f"tlog-proof checkpoint failed: {error}") from error
 
     if origin is None:
-        signers = {signature.name for signature in note.signatures}
-        names = {verifier.name for verifier in verifiers} & signers
-        if checkpoint.origin not in names:
+        if checkpoint.origin not in signed_by:
             raise TlogProofError(
                 f"checkpoint origin {checkpoint.origin!r} is not the key name of"
                 " its log; pass origin= for logs whose origin differs"

@@ -131,3 +131,25 @@ def test_malformed_rejected() -> None:
         TlogProof(-1, [], note).encode()
     with pytest.raises(TlogProofError):
         TlogProof(0, [b"short"], note).encode()
+
+
+def test_origin_needs_verified_signature() -> None:
+    # The note carries a line named after the origin, but from a key the
+    # verifier does not know; only the other log's signature verifies.
+    reader, _, _ = _log(4)
+    other = Ed25519Signer(
+        "example.org/other", Ed25519PrivateKey.from_private_bytes(b"\x08" * 32)
+    )
+    impostor = Ed25519Signer(
+        "example.org/log", Ed25519PrivateKey.from_private_bytes(b"\x09" * 32)
+    )
+    real = Ed25519Signer(
+        "example.org/log", Ed25519PrivateKey.from_private_bytes(b"\x05" * 32)
+    )
+    checkpoint = Checkpoint("example.org/log", 4, root_hash(4, reader))
+    note = sign_checkpoint(checkpoint, [other, impostor])
+    proof = TlogProof(1, inclusion_proof(1, 4, reader), note)
+    with pytest.raises(TlogProofError, match="origin"):
+        verify_tlog_proof(
+            proof, leaf_hash(b"entry 1"), [other.verifier(), real.verifier()]
+        )

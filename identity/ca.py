@@ -9,8 +9,10 @@ A CA lives in one folder:
 
 Each issuance and revocation is one LMDB write transaction, committed with
 sync before the method returns; a crash leaves either the whole record or
-none. The CRLs and OCSP responses are built from that database on request,
-so a revocation shows in both as soon as `revoke` returns.
+none. OCSP responses are built from that database on request, and a CRL is
+signed again as soon as the number of revocations in it changes, so a
+revocation shows in both as soon as `revoke` returns, even one made by
+another process.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ class CertificateAuthority:
         self._issued = self._env.open_db(b"issued")
         self._revoked = self._env.open_db(b"revoked")
         self._last_crl_number = 0
+        # Per CRL name: (revocation count, thisUpdate, DER).
+        self._crl_cache: dict[str, tuple[int, datetime, bytes]] = {}
 
     @classmethod
     def create(
@@ -263,11 +267,14 @@ class CertificateAuthority:
 
     def _revocations(self) -> list[Revocation]:
         with self._env.begin(db=self._revoked) as txn:
-            keys = [bytes(key) for key, _ in txn.cursor()]
+            rows = [(bytes(key), cbor2.loads(value)) for key, value in txn.cursor()]
         return [
-            revocation
-            for key in keys
-            if (revocation := self.revocation(int.from_bytes(key, "big"))) is not None
+            Revocation(
+                int.from_bytes(key, "big"),
+                _from_ms(record["time"]),
+                x509.ReasonFlags(record["reason"]),
+            )
+            for key, record in rows
         ]
 
     def _next_crl_number(self, now: datetime) -> int:
@@ -279,32 +286,48 @@ class CertificateAuthority:
         return number
 
     def issuing_crl(self) -> bytes:
-        """Return a fresh DER CRL of the certificates the issuing CA revoked."""
-        now = self._clock().replace(microsecond=0)
-        return crl.build_crl(
-            self.issuing_certificate,
-            self._issuing_key,
-            self._revocations(),
-            self._next_crl_number(now),
-            now,
-            now + self.settings.crl_lifetime,
+        """Return the DER CRL of the certificates the issuing CA revoked.
+
+        The CRL is signed again whenever the number of revocations changed
+        (also by another process) or half its lifetime has passed, and
+        returned from a cache otherwise, so serving it costs no signature
+        per request.
+        """
+        with self._env.begin(db=self._revoked) as txn:
+            count = txn.stat(self._revoked)["entries"]
+        return self._cached_crl(
+            "issuing", count, self.issuing_certificate, self._issuing_key
         )
 
     def root_crl(self) -> bytes:
-        """Return a fresh DER CRL of the root, which covers the issuing CA.
+        """Return the DER CRL of the root, which covers the issuing CA.
 
         NOTE: this code never revokes the issuing CA, so the list is empty;
         replacing a compromised issuing CA means creating a new CA.
         """
+        return self._cached_crl("root", 0, self.root_certificate, self._root_key)
+
+    def _cached_crl(
+        self, name: str, count: int, issuer: x509.Certificate, key: SigningKey
+    ) -> bytes:
         now = self._clock().replace(microsecond=0)
-        return crl.build_crl(
-            self.root_certificate,
-            self._root_key,
-            [],
+        cached = self._crl_cache.get(name)
+        if cached is not None:
+            cached_count, this_update, der = cached
+            fresh = now < this_update + self.settings.crl_lifetime / 2
+            if cached_count == count and this_update <= now and fresh:
+                return der
+        revocations = self._revocations() if name == "issuing" else []
+        der = crl.build_crl(
+            issuer,
+            key,
+            revocations,
             self._next_crl_number(now),
             now,
             now + self.settings.crl_lifetime,
         )
+        self._crl_cache[name] = (count, now, der)
+        return der
 
     def ocsp_response(self, request_der: bytes) -> bytes:
         """Build the DER OCSP response to a request about an issuing CA certificate."""

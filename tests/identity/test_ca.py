@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -222,12 +223,53 @@ def test_revoke_unknown_serial(ca):
         ca.revoke(12345)
 
 
-def test_crl_numbers_increase(ca):
-    first = x509.load_der_x509_crl(ca.issuing_crl())
-    second = x509.load_der_x509_crl(ca.issuing_crl())
-    number = lambda crl: crl.extensions.get_extension_for_class(x509.CRLNumber).value
-    assert number(second).crl_number > number(first).crl_number
-    assert first.is_signature_valid(ca.issuing_certificate.public_key())
+def crl_number(der: bytes) -> int:
+    crl = x509.load_der_x509_crl(der)
+    return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+
+
+def test_crl_cached_until_revocation_or_half_life(ca, clock):
+    first = ca.issuing_crl()
+    assert x509.load_der_x509_crl(first).is_signature_valid(
+        ca.issuing_certificate.public_key()
+    )
+    clock.advance(hours=1)
+    assert ca.issuing_crl() == first
+
+    _, leaf = issue_leaf(ca)
+    ca.revoke(leaf.serial_number)
+    after_revocation = ca.issuing_crl()
+    assert crl_number(after_revocation) > crl_number(first)
+    crl = x509.load_der_x509_crl(after_revocation)
+    assert crl.get_revoked_certificate_by_serial_number(leaf.serial_number)
+
+    # A revocation made by another process on the same folder shows too.
+    _, second_leaf = issue_leaf(ca)
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from identity.ca import CaSettings, CertificateAuthority\n"
+        "ca = CertificateAuthority.open(Path(sys.argv[1]), sys.argv[2].encode(),"
+        " CaSettings(sys.argv[3]))\n"
+        "ca.revoke(int(sys.argv[4]))\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(ca.folder), PASSPHRASE.decode(),
+         BASE_URL, str(second_leaf.serial_number)],
+        check=True,
+        timeout=60,
+    )  # fmt: skip
+    crl = x509.load_der_x509_crl(ca.issuing_crl())
+    assert crl.get_revoked_certificate_by_serial_number(second_leaf.serial_number)
+
+    # Half the one-day lifetime later the CRL is signed again.
+    cached = ca.issuing_crl()
+    clock.advance(hours=12)
+    renewed = ca.issuing_crl()
+    assert renewed != cached
+    assert crl_number(renewed) > crl_number(cached)
+    assert x509.load_der_x509_crl(renewed).next_update_utc == clock() + timedelta(
+        days=1
+    )
 
 
 def test_rsa_option_verifies_with_openssl(tmp_path, clock):

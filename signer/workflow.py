@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import io
 import logging
 import secrets
 import weakref
@@ -55,11 +56,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.serialization import Encoding
+from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko_certvalidator import ValidationContext
 
 from identity.service import IdentityService
-from ledger.appender import Appender
+from ledger.appender import Appender, AppendResult
 from ledger.commitment import commit, new_salt
 from ledger.entry import encode_entry
 from signer.contracts import (
@@ -70,10 +73,11 @@ from signer.contracts import (
 from signer.envelope import open_sealed, seal
 from signer.keys import InMemorySigner
 from signer.notify import Notifier, build_contract_message
-from signer.pades import countersign_pdf, sign_pdf, upgrade_to_lta
+from signer.pades import count_signatures, countersign_pdf, sign_pdf, upgrade_to_lta
 from signer.prepare import prepare_pdf
 from signer.replicated import ReplicatedDocumentStore
 from signer.storage import BlobStore
+from signer.validate import async_validate_pdf
 
 logger = logging.getLogger("signer.workflow")
 
@@ -115,6 +119,37 @@ class NotAPartyError(WorkflowError):
 
 class DocumentIntegrityError(WorkflowError):
     """A working copy read back does not hash to the recorded document hash."""
+
+
+class ClientSignatureError(WorkflowError):
+    """A document signed client-side does not carry the expected new signature."""
+
+
+@dataclass(frozen=True)
+class _Signature:
+    data: bytes
+    field_name: str
+    certificate_sha256: bytes
+    time_stamp_token: bytes
+    # The signer's certificate and its CA chain in DER, leaf first.
+    chain_der: list[bytes]
+
+
+# pyHanko ModificationLevel names that an added signature may cause: a new
+# signature field and its widget count as form filling.
+_SIGNATURE_ONLY = ("NONE", "LTA_UPDATES", "FORM_FILLING")
+
+
+def _signature_time_stamp_token(data: bytes, password: str | None) -> bytes:
+    """Return the signature time-stamp token (DER) of the last signature in data."""
+    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    if reader.encrypted:
+        reader.decrypt(password or "")
+    signer_info = reader.embedded_regular_signatures[-1].signer_info
+    for attribute in signer_info["unsigned_attrs"] or []:
+        if attribute["type"].native == "signature_time_stamp_token":
+            return attribute["values"][0].dump()
+    raise ClientSignatureError("the new signature has no signature time-stamp token")
 
 
 @dataclass(frozen=True)
@@ -166,7 +201,7 @@ class ContractService:
     """Runs the contract workflow over the log, identity, storage and notifier.
 
     `drafts` keeps the sealed working copy of each contract until it is
-    stored; `documents` keeps the stored contracts on three or more
+    stored. `documents` keeps the stored contracts on three or more
     locations and provides the master keys that seal the working copies.
     `validation_context` returns a fresh pyHanko context (trust roots of the
     CA and the TSA, current CRLs, no fetching) for the B-LTA upgrade.
@@ -311,17 +346,7 @@ class ContractService:
             # 1. Check the status and the party under the lock.
             record = await self._finish_pending(contract_id)
             self._check_status(record, step)
-            expected = record["parties"][0 if step == "sign" else 1]
-            if party_id != expected:
-                role = "first signer" if step == "sign" else "countersigner"
-                if party_id in record["parties"]:
-                    reason = f"is a party but not the {role}"
-                else:
-                    reason = "is not a party to it"
-                raise NotAPartyError(
-                    f"party {party_id!r} cannot {step} contract {contract_id!r}: it "
-                    f"{reason}; the {role} is {expected!r}"
-                )
+            self._check_signer(record, step, party_id)
 
             # 2. TOTP consent unlocks the key for this one document digest,
             #    and the identity service logs the consent entry.
@@ -343,37 +368,164 @@ class ContractService:
                 password=self._password(record),
             )
             del signer
-
-            # 4. Keep the new working copy, then log the step.
-            number = len(record["steps"])
-            draft_key = await self._save_draft(contract_id, number, step, result.data)
-            entry = self._entry(record, step)
-            entry.update(
-                document_before=result.sha256_before,
-                document_after=result.sha256_after,
-                certificate=result.signer_certificate_sha256,
-                time_stamp_token=result.time_stamp_token_sha256,
-                consent=unlocked.consent.leaf_hash,
+            signature = _Signature(
+                result.data,
+                result.field_name,
+                result.signer_certificate_sha256,
+                result.time_stamp_token,
+                [unlocked.certificate_der, *unlocked.chain_der],
             )
-            certificates = dict(record.get("certificates", {}))
-            certificates[party_id] = [unlocked.certificate_der, *unlocked.chain_der]
-            consent = {
-                "party": party_id,
-                "leaf_index": unlocked.consent.leaf_index,
-                "leaf_hash": unlocked.consent.leaf_hash,
-            }
-            apply = {
-                "status": TRANSITIONS[step][1],
-                "document": result.sha256_after,
-                "draft": draft_key,
-                "certificates": certificates,
-                "consents": [*record["consents"], consent],
-            }
-            extra = {
-                "time_stamp_token": result.time_stamp_token,
-                "field": result.field_name,
-            }
-            return await self._log_step(contract_id, entry, apply, extra)
+            return await self._log_signature(
+                step, record, party_id, document, signature, unlocked.consent
+            )
+
+    async def submit_signature(
+        self, contract_id: str, party_id: str, code: str, signed_document: bytes
+    ) -> Record:
+        """Accept a signature that a party made client-side with its own key.
+
+        The step is `sign` while the contract is uploaded and `countersign`
+        once it is sent. signed_document must be the current document
+        followed by one incremental update that adds one intact PAdES
+        signature with a signature time stamp, made with the certificate the
+        party enrolled. The TOTP code confirms consent to the current
+        document. Raises ClientSignatureError, StepOrderError,
+        NotAPartyError or ConsentError, each before any step entry.
+        """
+        async with self._lock(contract_id):
+            record = await self._finish_pending(contract_id)
+            step = "countersign" if record["status"] == "sent" else "sign"
+            self._check_status(record, step)
+            self._check_signer(record, step, party_id)
+            document = await self._load_draft(record)
+            signature = await self._check_client_signature(
+                record, party_id, document, signed_document
+            )
+            consent = await self.identity.confirm_consent(
+                party_id, code, _sha256(document)
+            )
+            return await self._log_signature(
+                step, record, party_id, document, signature, consent
+            )
+
+    async def _log_signature(
+        self,
+        step: str,
+        record: Record,
+        party_id: str,
+        document: bytes,
+        signature: _Signature,
+        consent: AppendResult,
+    ) -> Record:
+        """Keep the signed working copy, then log the `sign` or `countersign` entry."""
+        contract_id = record["contract"]
+        number = len(record["steps"])
+        draft_key = await self._save_draft(contract_id, number, step, signature.data)
+        document_after = _sha256(signature.data)
+
+        entry = self._entry(record, step)
+        entry.update(
+            document_before=_sha256(document),
+            document_after=document_after,
+            certificate=signature.certificate_sha256,
+            time_stamp_token=_sha256(signature.time_stamp_token),
+            consent=consent.leaf_hash,
+        )
+
+        certificates = dict(record.get("certificates", {}))
+        certificates[party_id] = signature.chain_der
+        consent_record = {
+            "party": party_id,
+            "leaf_index": consent.leaf_index,
+            "leaf_hash": consent.leaf_hash,
+        }
+        apply = {
+            "status": TRANSITIONS[step][1],
+            "document": document_after,
+            "draft": draft_key,
+            "certificates": certificates,
+            "consents": [*record["consents"], consent_record],
+        }
+        extra = {
+            "time_stamp_token": signature.time_stamp_token,
+            "field": signature.field_name,
+        }
+        return await self._log_step(contract_id, entry, apply, extra)
+
+    async def _check_client_signature(
+        self, record: Record, party_id: str, document: bytes, signed: bytes
+    ) -> _Signature:
+        # 1. The upload must extend the current document, so that every
+        #    earlier signature still covers the bytes it signed.
+        if len(signed) <= len(document) or not signed.startswith(document):
+            raise ClientSignatureError(
+                f"the signed document of contract {record['contract']!r} does not "
+                "extend its current document; sign the current document (download "
+                "it again) with an incremental update"
+            )
+
+        # 2. Exactly one signature more, the last one in the file.
+        password = self._password(record)
+        before = count_signatures(document, password)
+        after = count_signatures(signed, password)
+        if after != before + 1:
+            raise ClientSignatureError(
+                f"the signed document carries {after} signatures, expected {before + 1}: "
+                "add exactly one signature"
+            )
+
+        # 3. The new signature: intact, valid, time-stamped, covering the whole
+        #    file, made with the enrolled certificate.
+        party = self.identity.party(party_id)
+        certificate_der = party.certificate.public_bytes(Encoding.DER)
+        chain_der = [certificate_der] + [
+            certificate.public_bytes(Encoding.DER) for certificate in party.chain
+        ]
+        reports = await async_validate_pdf(
+            signed,
+            [party.certificate, *party.chain],
+            password=password,
+        )
+        signatures = [report for report in reports if report.kind == "signature"]
+        new = signatures[-1]
+        problems = []
+        if not (new.intact and new.valid):
+            problems.append(f"it does not verify ({new.summary})")
+        if new.coverage != "ENTIRE_FILE":
+            problems.append("bytes follow its signed range")
+        if new.time_stamp_time is None:
+            problems.append("it has no signature time stamp (PAdES B-T)")
+        if not hmac.compare_digest(
+            new.signer_certificate_sha256, _sha256(certificate_der)
+        ):
+            problems.append(
+                f"it is not made with the certificate party {party_id} enrolled"
+            )
+
+        # 4. Earlier signatures stay intact, and the update only added a
+        #    signature (pyHanko's modification levels up to FORM_FILLING).
+        for report in signatures[:-1]:
+            if not (report.intact and report.valid):
+                problems.append(
+                    f"earlier signature {report.field_name} no longer verifies"
+                )
+        if (
+            len(signatures) > 1
+            and signatures[-2].modification_level not in _SIGNATURE_ONLY
+        ):
+            problems.append(
+                "the update changes more than a signature field "
+                f"({signatures[-2].modification_level})"
+            )
+        if problems:
+            raise ClientSignatureError(
+                f"signature {new.field_name!r} of party {party_id} on contract "
+                f"{record['contract']!r} was rejected: {'; '.join(problems)}"
+            )
+        token = _signature_time_stamp_token(signed, password)
+        return _Signature(
+            signed, new.field_name, _sha256(certificate_der), token, chain_der
+        )
 
     async def send(self, contract_id: str, recipient: str | None = None) -> Record:
         """Deliver the signed contract to the countersigner and log `send`.
@@ -556,6 +708,21 @@ class ContractService:
     def _check_status(self, record: Record, step: str) -> None:
         if record["status"] != TRANSITIONS[step][0]:
             raise StepOrderError(record["contract"], step, record["status"])
+
+    @staticmethod
+    def _check_signer(record: Record, step: str, party_id: str) -> None:
+        expected = record["parties"][0 if step == "sign" else 1]
+        if party_id == expected:
+            return
+        role = "first signer" if step == "sign" else "countersigner"
+        if party_id in record["parties"]:
+            reason = f"is a party but not the {role}"
+        else:
+            reason = "is not a party to it"
+        raise NotAPartyError(
+            f"party {party_id!r} cannot {step} contract {record['contract']!r}: it "
+            f"{reason}; the {role} is {expected!r}"
+        )
 
     def _entry(self, record: Record, step: str) -> dict[str, Any]:
         return {

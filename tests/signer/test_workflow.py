@@ -15,10 +15,11 @@ from email.policy import default
 import pyotp
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
+from fpdf import FPDF
 
 from identity.ca import CaSettings, CertificateAuthority, utc_now
 from identity.details import PersonDetails
-from identity.errors import ConsentError, UnknownPartyError
+from identity.errors import ConsentError, CustodyError, UnknownPartyError
 from identity.proofing import DocumentCodeVerifier
 from identity.service import IdentityService
 from identity.store import IdentityStore
@@ -32,10 +33,12 @@ from signer.contracts import ContractIndex, ContractNotFoundError
 from signer.envelope import MasterKey, seal
 from signer.errors import InvalidPdfError
 from signer.notify import OutboxNotifier
+from signer.pades import countersign_pdf, sign_pdf
 from signer.replicated import ReplicatedDocumentStore, document_key
 from signer.storage import FolderBlobStore
 from signer.validate import async_validate_pdf, run_pdfsig, validation_context
 from signer.workflow import (
+    ClientSignatureError,
     ContractService,
     DocumentIntegrityError,
     NotAPartyError,
@@ -49,6 +52,9 @@ PEOPLE = {
     ),
     "john": PersonDetails(
         "John Doe", "D231458907", "john@example.com", "+4915199887766"
+    ),
+    "carol": PersonDetails(
+        "Carol Client", "C01X00T41", "carol@example.org", "+4930123456"
     ),
     "mallory": PersonDetails(
         "Mallory Other", "X12345677", "mallory@example.net", "+3312345678"
@@ -129,9 +135,11 @@ class Setup:
     def crls(self):
         return [self.ca.issuing_crl(), self.ca.root_crl(), *self.pki.crls]
 
-    async def enrol(self, name: str) -> str:
+    async def enrol(self, name: str, certificate=None) -> str:
         details = PEOPLE[name]
-        challenge = await self.identity.begin_person_enrolment(details)
+        challenge = await self.identity.begin_person_enrolment(
+            details, certificate=certificate
+        )
         party = await self.identity.complete_enrolment(
             challenge, self.codes.codes[details.email]
         )
@@ -170,6 +178,14 @@ async def setup(tmp_path, pki, timestamper):
     await components.enrol("john")
     yield components
     await components.close()
+
+
+def other_pdf() -> bytes:
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=11)
+    pdf.cell(0, 10, "A different agreement")
+    return bytes(pdf.output())
 
 
 async def upload(setup, contract_pdf, title="Service agreement"):
@@ -551,6 +567,116 @@ async def test_corpus_file_through_workflow(
     )
     ours = {record["steps"][1]["field"], record["steps"][3]["field"]}
     assert ours <= {report.field_name for report in reports}
+    for report in reports:
+        assert report.intact, report.summary
+        assert report.valid, report.summary
+        assert report.trusted, report.summary
+
+
+async def test_client_side_signature_accepted(setup, contract_pdf):
+    # Carol keeps her own key: the test PKI's "alice" key and certificate.
+    carol = await setup.enrol("carol", certificate=setup.pki.certs["alice"])
+    john = setup.parties["john"]
+    record = await setup.service.upload(contract_pdf, [carol, john])
+    contract_id = record["contract"]
+    with pytest.raises(CustodyError):
+        await setup.service.sign(contract_id, carol, setup.code("carol"))
+
+    draft = await setup.service.download(contract_id)
+    signed = await sign_pdf(draft, setup.pki.signer("alice"), setup.timestamper)
+    record = await setup.service.submit_signature(
+        contract_id, carol, setup.code("carol"), signed.data
+    )
+    assert record["status"] == "signed"
+    assert await setup.service.download(contract_id) == signed.data
+
+    entry = setup.contract_entries(contract_id)[-1]
+    assert entry["type"] == "sign"
+    assert entry["document_before"] == hashlib.sha256(draft).digest()
+    assert entry["document_after"] == signed.sha256_after
+    assert entry["certificate"] == signed.signer_certificate_sha256
+    assert entry["time_stamp_token"] == signed.time_stamp_token_sha256
+    consent = next(
+        decode_entry(raw) for raw in setup.entries if leaf_hash(raw) == entry["consent"]
+    )
+    assert consent["type"] == "consent"
+    assert consent["party"] == carol
+
+
+async def test_client_side_signature_rejected(setup, contract_pdf):
+    carol = await setup.enrol("carol", certificate=setup.pki.certs["alice"])
+    record = await setup.service.upload(contract_pdf, [carol, setup.parties["john"]])
+    contract_id = record["contract"]
+    draft = await setup.service.download(contract_id)
+    size = setup.log_store.tree_size()
+    service = setup.service
+
+    # Another key than the enrolled certificate's.
+    by_bob = await sign_pdf(draft, setup.pki.signer("bob"), setup.timestamper)
+    with pytest.raises(ClientSignatureError, match="not made with the certificate"):
+        await service.submit_signature(
+            contract_id, carol, setup.code("carol"), by_bob.data
+        )
+
+    # A signed document that does not extend the current one.
+    other = await sign_pdf(other_pdf(), setup.pki.signer("alice"), setup.timestamper)
+    with pytest.raises(ClientSignatureError, match="does not extend"):
+        await service.submit_signature(
+            contract_id, carol, setup.code("carol"), other.data
+        )
+
+    # An update that adds no signature.
+    with pytest.raises(ClientSignatureError, match="expected 1"):
+        await service.submit_signature(
+            contract_id, carol, setup.code("carol"), draft + b"\n% comment\n"
+        )
+
+    # A valid signature whose signed range no longer covers the file.
+    signed = await sign_pdf(draft, setup.pki.signer("alice"), setup.timestamper)
+    tampered = signed.data + b"\n% appended after signing\n"
+    with pytest.raises(ClientSignatureError, match="bytes follow its signed range"):
+        await service.submit_signature(
+            contract_id, carol, setup.code("carol"), tampered
+        )
+
+    # The countersigner may not submit the first signature.
+    with pytest.raises(NotAPartyError):
+        await service.submit_signature(
+            contract_id, setup.parties["john"], setup.code("john"), signed.data
+        )
+    assert setup.log_store.tree_size() == size
+    assert service.contract(contract_id)["status"] == "uploaded"
+
+
+async def test_client_side_countersignature_stored(setup, contract_pdf):
+    carol = await setup.enrol("carol", certificate=setup.pki.certs["alice"])
+    erika = setup.parties["erika"]
+    service = setup.service
+    record = await service.upload(contract_pdf, [erika, carol])
+    contract_id = record["contract"]
+    await service.sign(contract_id, erika, setup.code("erika"))
+    await service.send(contract_id)
+
+    sent = await service.download(contract_id)
+    countersigned = await countersign_pdf(
+        sent, setup.pki.signer("alice"), setup.timestamper
+    )
+    record = await service.submit_signature(
+        contract_id, carol, setup.code("carol"), countersigned.data
+    )
+    assert record["status"] == "countersigned"
+    record = await service.store(contract_id)
+
+    types = [entry["type"] for entry in setup.contract_entries(contract_id)]
+    assert types == ["upload", "sign", "send", "countersign", "store"]
+    final = await service.download(contract_id)
+    reports = await async_validate_pdf(
+        final,
+        setup.trust_roots,
+        other_certs=[setup.ca.issuing_certificate],
+        crls=setup.crls,
+    )
+    assert [report.kind for report in reports].count("signature") == 2
     for report in reports:
         assert report.intact, report.summary
         assert report.valid, report.summary

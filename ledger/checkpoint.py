@@ -41,8 +41,10 @@ class Checkpoint:
     def __post_init__(self) -> None:
         if not self.origin or "\n" in self.origin:
             raise CheckpointError(f"origin {self.origin!r} is empty or has a newline")
-        if self.tree_size < 0:
-            raise CheckpointError(f"tree_size {self.tree_size} is negative")
+        if not 0 <= self.tree_size < 1 << 64:
+            raise CheckpointError(
+                f"tree_size {self.tree_size} is out of range 0 <= tree_size < 2**64"
+            )
         if len(self.root_hash) != HASH_SIZE:
             raise CheckpointError(f"root_hash is {len(self.root_hash)} bytes, not 32")
         for line in self.extensions:

@@ -66,6 +66,8 @@ def test_constructor_checks() -> None:
         Checkpoint("", 1, ROOT)
     with pytest.raises(CheckpointError):
         Checkpoint("o", -1, ROOT)
+    with pytest.raises(CheckpointError, match="2\\*\\*64"):
+        Checkpoint.parse(f"o\n{1 << 64}\n" + base64.b64encode(ROOT).decode() + "\n")
     with pytest.raises(CheckpointError):
         Checkpoint("o", 1, ROOT[:5])
     with pytest.raises(CheckpointError):

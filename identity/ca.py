@@ -9,10 +9,9 @@ A CA lives in one folder:
 
 Each issuance and revocation is one LMDB write transaction, committed with
 sync before the method returns; a crash leaves either the whole record or
-none. OCSP responses are built from that database on request, and a CRL is
-signed again as soon as the number of revocations in it changes, so a
-revocation shows in both as soon as `revoke` returns, even one made by
-another process.
+none. OCSP responses are built from that database on request. A CRL is
+signed again as soon as the number of revocations changes. So a revocation
+shows in both as soon as `revoke` returns, even one made by another process.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ from identity.keys import (
     decrypt_private_key,
     encrypt_private_key,
     generate_key,
+    sync_folder,
     write_new_file,
 )
 
@@ -116,6 +116,7 @@ class CertificateAuthority:
         folder.mkdir(parents=True, exist_ok=True)
         if (folder / "root.pem").exists():
             raise InvalidInputError(f"a CA already exists in {folder}; open it instead")
+
         now = clock().replace(microsecond=0)
         root_key = generate_key(key_type)
         root = certificates.build_root(
@@ -124,6 +125,7 @@ class CertificateAuthority:
             now,
             now + root_validity,
         )
+
         issuing_key = generate_key(key_type)
         issuing = certificates.build_issuing(
             issuing_key,
@@ -134,14 +136,24 @@ class CertificateAuthority:
             min(now + issuing_validity, root.not_valid_after_utc),
             settings.base_url,
         )
+
         # Keys first, certificates last: root.pem marks a complete CA.
-        write_new_file(folder / "root.key", encrypt_private_key(root_key, passphrase))
-        write_new_file(
-            folder / "issuing.key", encrypt_private_key(issuing_key, passphrase)
-        )
         pem = serialization.Encoding.PEM
-        write_new_file(folder / "issuing.pem", issuing.public_bytes(pem), 0o644)
-        write_new_file(folder / "root.pem", root.public_bytes(pem), 0o644)
+        try:
+            write_new_file(
+                folder / "root.key", encrypt_private_key(root_key, passphrase)
+            )
+            write_new_file(
+                folder / "issuing.key", encrypt_private_key(issuing_key, passphrase)
+            )
+            write_new_file(folder / "issuing.pem", issuing.public_bytes(pem), 0o644)
+            write_new_file(folder / "root.pem", root.public_bytes(pem), 0o644)
+        except FileExistsError as error:
+            raise InvalidInputError(
+                f"{error.filename} is left from an interrupted CA creation; "
+                f"remove the key and certificate files in {folder} and retry"
+            ) from error
+        sync_folder(folder)
         return cls(folder, root, issuing, issuing_key, root_key, settings, clock)
 
     @classmethod

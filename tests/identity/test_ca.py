@@ -285,3 +285,16 @@ def test_rsa_option_verifies_with_openssl(tmp_path, clock):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     authority.close()
+
+
+def test_interrupted_creation_reported(tmp_path, clock):
+    folder = tmp_path / "ca"
+    folder.mkdir()
+    # A crash after the first key was written leaves root.key without root.pem.
+    (folder / "root.key").write_bytes(b"partial")
+    with pytest.raises(InvalidInputError, match="interrupted CA creation"):
+        CertificateAuthority.create(
+            folder, PASSPHRASE, CaSettings(BASE_URL), clock=clock
+        )
+    with pytest.raises(InvalidInputError, match="root.pem is missing"):
+        CertificateAuthority.open(folder, PASSPHRASE, CaSettings(BASE_URL), clock=clock)

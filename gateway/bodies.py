@@ -32,9 +32,14 @@ async def read_map(request: web.Request, limit: int = JSON_LIMIT) -> dict[str, A
         raise PayloadTooLarge(
             f"request body of {declared} bytes exceeds the limit of {limit} bytes"
         )
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     content_type = request.content_type
     if content_type == "application/json":
         try:

@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="TSA trust anchor (PEM) for a PDF verified with --log")
     verify.add_argument("--ca-root", type=Path, metavar="FILE",
                         help="signing CA root (PEM) for a PDF verified with --log")
+    verify.add_argument("--password", metavar="PW",
+                        help="password of an encrypted PDF in the bundle")
     verify.add_argument("--report", type=Path, metavar="FILE",
                         help="also write the report for a court to FILE (.pdf or .html)")
     verify.set_defaults(handler=run_verify)
@@ -90,6 +92,7 @@ def run_verify(args: argparse.Namespace) -> int:
         source=str(args.evidence),
         policy_text=policy_text,
         policy_source=str(args.policy) if args.policy else None,
+        password=args.password,
     )
     sys.stdout.write(render_text(result))
     if args.report:

@@ -244,6 +244,7 @@ async def _demo(pdf: bytes, out: Path, password: str | None, passphrase: bytes) 
                 source=str(out / "contract.evidence"),
                 policy_text=policy,
                 policy_source=str(out / "policy.txt"),
+                password=password,
             )
             write_report(result, out / "report.html")
             failed = [c for c in result.checks if not c.passed]

@@ -52,15 +52,24 @@ def _roots(ca_root_pem: bytes) -> list[asn1_x509.Certificate]:
 
 
 async def _validate(
-    pdf: bytes, ca_root_pem: bytes, tsa_root_pem: bytes
+    pdf: bytes, ca_root_pem: bytes, tsa_root_pem: bytes, password: str | None
 ) -> list[SignatureReport]:
     from pyhanko.pdf_utils.misc import PdfReadError
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import async_validate_pdf_signature
     from pyhanko_certvalidator import ValidationContext
 
+    from pyhanko.pdf_utils.crypt import AuthStatus
+
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+        if reader.encrypted:
+            # An empty user password opens many encrypted PDFs for reading.
+            result = reader.decrypt(password or "")
+            if result.status == AuthStatus.FAILED:
+                raise PdfSignatureError(
+                    "the PDF is encrypted; pass its password (ledger verify --password)"
+                )
         signatures = reader.embedded_regular_signatures
     except (PdfReadError, ValueError, KeyError) as error:
         raise PdfSignatureError(f"PDF cannot be read: {error}") from error
@@ -118,11 +127,14 @@ async def _validate(
 
 
 def validate_signatures(
-    pdf: bytes, ca_root_pem: bytes, tsa_root_pem: bytes = b""
+    pdf: bytes,
+    ca_root_pem: bytes,
+    tsa_root_pem: bytes = b"",
+    password: str | None = None,
 ) -> list[SignatureReport]:
     """Validate every regular signature of `pdf`; raise PdfSignatureError on the first bad one.
 
     Must not be called from a running event loop (it runs pyHanko's async
     validator to completion); use `asyncio.to_thread` there.
     """
-    return asyncio.run(_validate(pdf, ca_root_pem, tsa_root_pem))
+    return asyncio.run(_validate(pdf, ca_root_pem, tsa_root_pem, password))

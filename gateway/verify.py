@@ -96,8 +96,10 @@ class BundleVerifier:
         source: str,
         policy_text: bytes | None = None,
         policy_source: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.data = data
+        self.password = password
         self.policy_text = policy_text
         self.state = _State()
         self.result = VerificationResult(source=source)
@@ -437,7 +439,7 @@ class BundleVerifier:
         bundle = self.state.bundle
         try:
             signatures = validate_signatures(
-                bundle.document, bundle.ca_root_pem, bundle.tsa_root_pem
+                bundle.document, bundle.ca_root_pem, bundle.tsa_root_pem, self.password
             )
         except PdfSignatureError as error:
             raise CheckFailed(str(error)) from error
@@ -540,9 +542,18 @@ def verify_bundle(
     source: str,
     policy_text: bytes | None = None,
     policy_source: str | None = None,
+    password: str | None = None,
 ) -> VerificationResult:
-    """Verify the evidence bundle `data` offline and return every check's outcome."""
+    """Verify the evidence bundle `data` offline and return every check's outcome.
+
+    `password` opens an encrypted PDF for the signature check; an empty user
+    password is tried when it is None.
+    """
     verifier = BundleVerifier(
-        data, source=source, policy_text=policy_text, policy_source=policy_source
+        data,
+        source=source,
+        policy_text=policy_text,
+        policy_source=policy_source,
+        password=password,
     )
     return verifier.run()

@@ -11,7 +11,6 @@ entry contains no personal data, and its party_id stays unknown.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -265,7 +264,6 @@ class IdentityService:
             "custody": custody_kind,
             "key": None,
             "totp": None,
-            "consent_salts": [],
             "last_leaf_hash": appended.leaf_hash,
         }
         if signatory is not None:
@@ -342,9 +340,9 @@ class IdentityService:
         """
         record = self._active_record(party_id)
         label, value = _signer_field(record)
-        for consent_leaf_hash, salt in record["consent_salts"]:
-            if hmac.compare_digest(consent_leaf_hash, leaf_hash):
-                return label, value, salt
+        salt = self._store.consent_salt(party_id, leaf_hash)
+        if salt is not None:
+            return label, value, salt
         raise InvalidInputError(
             f"party {party_id} has no consent entry with leaf_hash {leaf_hash.hex()}"
         )
@@ -475,9 +473,8 @@ class IdentityService:
 
         def remember(r: Record) -> None:
             r["last_leaf_hash"] = appended.leaf_hash
-            r["consent_salts"].append([appended.leaf_hash, salt])
 
-        self._store.update(party_id, remember)
+        self._store.update_with_consent(party_id, remember, appended.leaf_hash, salt)
         logger.info("consent party_id=%s leaf_index=%d", party_id, appended.leaf_index)
         return appended
 

@@ -1,19 +1,21 @@
 """The identity service's private database of personal data (LMDB).
 
-Nothing here is public. One file contains three named databases:
+Nothing here is public. One file contains four named databases:
 
     parties   party_id -> CBOR record: personal fields, their salts, the
               certificate, the encrypted signing key, the TOTP state
     index     "national_id:<value>" or "registration_number:<value>" ->
               party_id, so that a second enrolment is found in the same
               write transaction that would create it
+    consents  party_id + leaf_hash of a consent entry -> the salt of its
+              signer commitment, kept apart so records stay small
     meta      the scrypt salt and N of the key that encrypts TOTP secrets
 
 Every write is one transaction committed with sync (LMDB's default), so a
 crash leaves each record either before or after a change, never half of it.
-Erasure deletes the personal fields, salts, key and TOTP secret of a party
-and its index rows; the record keeps only its kind and status, so the
-party_id is known to be erased.
+Erasure deletes the personal fields, salts, key and TOTP secret of a party,
+its index rows and its consent salts. The record keeps only its kind and
+status, so the party_id is known to be erased.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class IdentityStore:
         self._env = lmdb.open(str(path), max_dbs=4, map_size=map_size)
         self._parties = self._env.open_db(b"parties")
         self._index = self._env.open_db(b"index")
+        self._consents = self._env.open_db(b"consents")
         self._meta = self._env.open_db(b"meta")
         with self._env.begin(write=True, db=self._meta) as txn:
             stored = txn.get(b"kdf")
@@ -133,6 +136,29 @@ class IdentityStore:
             txn.put(party_id.encode(), cbor2.dumps(record))
         return record
 
+    def update_with_consent(
+        self,
+        party_id: str,
+        change: Callable[[Record], None],
+        leaf_hash: bytes,
+        salt: bytes,
+    ) -> None:
+        """Apply `change` and store a consent's salt in one write transaction."""
+        with self._env.begin(write=True) as txn:
+            raw = txn.get(party_id.encode(), db=self._parties)
+            if raw is None:
+                raise UnknownPartyError(party_id)
+            record = cbor2.loads(raw)
+            change(record)
+            txn.put(party_id.encode(), cbor2.dumps(record), db=self._parties)
+            txn.put(party_id.encode() + leaf_hash, salt, db=self._consents)
+
+    def consent_salt(self, party_id: str, leaf_hash: bytes) -> bytes | None:
+        """Return the salt stored for a consent entry, or None if there is none."""
+        with self._env.begin(db=self._consents) as txn:
+            raw = txn.get(party_id.encode() + leaf_hash)
+        return None if raw is None else bytes(raw)
+
     def erase(self, party_id: str, index: dict[str, str]) -> None:
         """Delete the personal data, salts and secrets of `party_id`.
 
@@ -147,5 +173,11 @@ class IdentityStore:
             record = cbor2.loads(raw)
             for label, value in index.items():
                 txn.delete(f"{label}:{value}".encode(), db=self._index)
+            prefix = party_id.encode()
+            cursor = txn.cursor(db=self._consents)
+            if cursor.set_range(prefix):
+                while bytes(cursor.key()).startswith(prefix):
+                    if not cursor.delete():
+                        break
             kept = {"kind": record["kind"], "status": "erased"}
             txn.put(party_id.encode(), cbor2.dumps(kept), db=self._parties)

@@ -274,3 +274,24 @@ async def test_non_text_code_counts_as_wrong(service, outbox, log):
     with pytest.raises(ConsentError, match="wrong"):
         await service.unlock_signing_key(party.party_id, 123456, DIGEST)
     assert len(log.entries) == 1
+
+
+async def test_erasure_deletes_consent_salts(service, outbox, log, clock):
+    party, authenticator = await provisioned(service, outbox)
+    other, other_authenticator = await provisioned(service, outbox, JOHN)
+    unlocked = await service.unlock_signing_key(
+        party.party_id, code_at(authenticator, clock), DIGEST
+    )
+    kept = await service.confirm_consent(
+        other.party_id, code_at(other_authenticator, clock), DIGEST
+    )
+
+    await service.erase(party.party_id)
+    assert (
+        service._store.consent_salt(party.party_id, unlocked.consent.leaf_hash) is None
+    )
+    with pytest.raises(UnknownPartyError):
+        service.consent_opening(party.party_id, unlocked.consent.leaf_hash)
+    # The other party's consent salt is untouched.
+    label, value, _ = service.consent_opening(other.party_id, kept.leaf_hash)
+    assert (label, value) == ("name", JOHN.name)

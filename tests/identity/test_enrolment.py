@@ -289,7 +289,7 @@ async def test_erasure_unlinks_entries(service, outbox, log, ca):
     with store._env.begin() as txn:
         raw = b"".join(
             bytes(key) + bytes(value)
-            for db in (store._parties, store._index)
+            for db in (store._parties, store._index, store._consents)
             for key, value in txn.cursor(db=db)
         )
     assert party.party_id.encode() in raw

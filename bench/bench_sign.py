@@ -49,7 +49,7 @@ def _certificate(
     ca: bool = False,
     time_stamping: bool = False,
 ) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     builder = (
         x509.CertificateBuilder()
@@ -106,7 +106,10 @@ async def _measure(report: Report, folder: Path) -> None:
     chain_file.write_bytes(root.public_bytes(serialization.Encoding.PEM))
 
     plain = signers.SimpleSigner.load(
-        str(key_file), str(cert_file), [str(chain_file)], key_passphrase=BENCH_PASSPHRASE
+        str(key_file),
+        str(cert_file),
+        [str(chain_file)],
+        key_passphrase=BENCH_PASSPHRASE,
     )
     fast = InMemorySigner(signer_key, signer_cert, [root])
     metadata = signers.PdfSignatureMetadata(

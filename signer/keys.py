@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from pyhanko.sign.attributes import CMSAttributeProvider
 from pyhanko.sign.general import as_signing_certificate_v2
-from pyhanko.sign.signers.pdf_cms import Signer, SignedAttributeProviderSpec
+from pyhanko.sign.signers.pdf_cms import SignedAttributeProviderSpec, Signer
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from signer.errors import SigningError

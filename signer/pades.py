@@ -48,13 +48,13 @@ from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 
-from signer.keys import InMemorySigner
 from signer.errors import (
     ChangesForbiddenError,
     InvalidPdfError,
     PasswordError,
     SigningError,
 )
+from signer.keys import InMemorySigner
 
 DIGEST_ALGORITHM = "sha256"
 
@@ -237,9 +237,7 @@ def _embedded_font_stamp_style() -> TextStampStyle:
     )
 
 
-def _choose_field(
-    reader: PdfFileReader, field_name: str | None
-) -> tuple[str, bool]:
+def _choose_field(reader: PdfFileReader, field_name: str | None) -> tuple[str, bool]:
     """Return the field to sign and whether it exists already (empty)."""
     existing: dict[str, bool] = {}
     for name, value, _ in fields.enumerate_sig_fields(reader):
@@ -431,7 +429,9 @@ async def upgrade_to_lta(
             ),
         )
     except (PyhankoSigningError, TimestampRequestError, PdfError) as exc:
-        raise SigningError(f"pyHanko failed to add the document time stamp: {exc}") from exc
+        raise SigningError(
+            f"pyHanko failed to add the document time stamp: {exc}"
+        ) from exc
     if recorder.token is None:
         raise SigningError("the document time stamp was written without a token")
     return LtaResult(
@@ -443,8 +443,8 @@ async def upgrade_to_lta(
 
 
 __all__ = [
-    "AuthorityTimeStamper",
     "DIGEST_ALGORITHM",
+    "AuthorityTimeStamper",
     "LtaResult",
     "SignatureResult",
     "count_signatures",

@@ -218,14 +218,18 @@ def validate_pdf(
     )
 
 
-def require_valid(reports: Sequence[SignatureReport], field_names: Iterable[str]) -> None:
+def require_valid(
+    reports: Sequence[SignatureReport], field_names: Iterable[str]
+) -> None:
     """Raise `SignatureInvalidError` unless each named signature is intact,
     valid and trusted, and the last signature covers the whole file."""
     by_name = {report.field_name: report for report in reports}
     for name in field_names:
         report = by_name.get(name)
         if report is None:
-            raise SignatureInvalidError(f"signature field {name!r} not found in the PDF")
+            raise SignatureInvalidError(
+                f"signature field {name!r} not found in the PDF"
+            )
         if not (report.intact and report.valid and report.trusted):
             raise SignatureInvalidError(
                 f"signature {name!r} is not valid: {report.summary} "
@@ -291,7 +295,10 @@ def run_pdfsig(data: bytes, password: str | None = None) -> list[PdfsigSignature
 
 def parse_pdfsig(stdout: str, stderr: str = "") -> list[PdfsigSignature]:
     """Parse the text report of `pdfsig` (poppler 22.12) into signatures."""
-    if "Digital Signature Info of" not in stdout and "does not contain any" not in stdout:
+    if (
+        "Digital Signature Info of" not in stdout
+        and "does not contain any" not in stdout
+    ):
         raise InvalidPdfError(f"pdfsig failed: {stderr.strip() or stdout.strip()}")
     signatures = []
     for block in re.split(r"^Signature #\d+:\s*$", stdout, flags=re.MULTILINE)[1:]:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fpdf import FPDF
 
@@ -26,7 +25,7 @@ from signer.keys import InMemorySigner, KeyAlgorithm, generate_signing_key
 from signer.pades import AuthorityTimeStamper
 from signer.validate import SignatureReport, async_validate_pdf
 
-NOW = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+NOW = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -116,10 +115,13 @@ def build_pki(specs: tuple[CertSpec, ...] = CERTIFICATE_SPECS) -> SigningPki:
             .serial_number(x509.random_serial_number())
             .not_valid_before(NOW - datetime.timedelta(days=1))
             .not_valid_after(NOW + datetime.timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=spec.ca, path_length=None), critical=True)
+            .add_extension(
+                x509.BasicConstraints(ca=spec.ca, path_length=None), critical=True
+            )
             .add_extension(_key_usage(spec.ca), critical=True)
             .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                critical=False,
             )
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(
@@ -148,7 +150,8 @@ def build_pki(specs: tuple[CertSpec, ...] = CERTIFICATE_SPECS) -> SigningPki:
             )
         if spec.time_stamping:
             builder = builder.add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]),
+                critical=True,
             )
         pki.keys[spec.name] = key
         pki.certs[spec.name] = builder.sign(issuer_key, hashes.SHA256())  # type: ignore[arg-type]
@@ -184,14 +187,18 @@ def pki() -> SigningPki:
 
 
 @pytest.fixture(scope="session")
-def tsa_authority(pki: SigningPki, tmp_path_factory: pytest.TempPathFactory) -> TimeStampAuthority:
+def tsa_authority(
+    pki: SigningPki, tmp_path_factory: pytest.TempPathFactory
+) -> TimeStampAuthority:
     """This project's RFC 3161 authority, with a certificate from the test root."""
     credentials = TsaCredentials(
         private_key=pki.keys["tsa"],  # type: ignore[arg-type]
         certificate=pki.certs["tsa"],
         chain=[pki.certs["root"]],
     )
-    return TimeStampAuthority(credentials, SerialNumbers(tmp_path_factory.mktemp("tsa")))
+    return TimeStampAuthority(
+        credentials, SerialNumbers(tmp_path_factory.mktemp("tsa"))
+    )
 
 
 @pytest.fixture(scope="session")

@@ -54,7 +54,9 @@ CASES = [
     Case("10-encrypted-rc4-128-user-pw-openpassword.pdf", password="openpassword"),
     Case("11-pdfa-1b-ghostscript.pdf", pdfa=True),
     Case("12-damaged-xref-entry.pdf", repaired=True),
-    Case("13-nonascii-japanese-author-word.pdf", repaired=True, author="Windows ユーザー"),
+    Case(
+        "13-nonascii-japanese-author-word.pdf", repaired=True, author="Windows ユーザー"
+    ),
     Case("14-large-117-pages-geotopo.pdf"),
 ]
 

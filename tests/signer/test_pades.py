@@ -17,6 +17,7 @@ from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.pdf_embedded import async_validate_pdf_signature
 
 from ledger.tsa.authority import TimeStampAuthority
+from ledger.tsa.server import add_tsa_routes
 from signer.errors import SigningError
 from signer.keys import InMemorySigner, to_asn1_certificate
 from signer.pades import (
@@ -25,7 +26,8 @@ from signer.pades import (
     sign_pdf,
     upgrade_to_lta,
 )
-from signer.validate import validation_context
+from signer.prepare import prepare_pdf
+from signer.validate import run_pdfsig, validation_context
 
 from .conftest import SigningPki, make_contract
 
@@ -35,15 +37,22 @@ def _tst_gen_time(token: bytes):
     return content["encap_content_info"]["content"].parsed["gen_time"].native
 
 
-async def test_sign_adds_trusted_bt_signature(pki: SigningPki, timestamper, contract_pdf):
+async def test_sign_adds_trusted_bt_signature(
+    pki: SigningPki, timestamper, contract_pdf
+):
     result = await sign_pdf(contract_pdf, pki.signer("alice"), timestamper)
 
     assert result.data.startswith(contract_pdf)
     assert result.field_name == "Signature1"
     assert result.sha256_before == hashlib.sha256(contract_pdf).digest()
     assert result.sha256_after == hashlib.sha256(result.data).digest()
-    assert result.time_stamp_token_sha256 == hashlib.sha256(result.time_stamp_token).digest()
-    expected_fingerprint = hashlib.sha256(to_asn1_certificate(pki.certs["alice"]).dump())
+    assert (
+        result.time_stamp_token_sha256
+        == hashlib.sha256(result.time_stamp_token).digest()
+    )
+    expected_fingerprint = hashlib.sha256(
+        to_asn1_certificate(pki.certs["alice"]).dump()
+    )
     assert result.signer_certificate_sha256 == expected_fingerprint.digest()
 
     [report] = await pki.validate(result.data)
@@ -56,7 +65,9 @@ async def test_sign_adds_trusted_bt_signature(pki: SigningPki, timestamper, cont
     assert report.time_stamp_time == _tst_gen_time(result.time_stamp_token)
 
 
-async def test_signature_is_pades_with_time_stamp(pki: SigningPki, timestamper, contract_pdf):
+async def test_signature_is_pades_with_time_stamp(
+    pki: SigningPki, timestamper, contract_pdf
+):
     result = await sign_pdf(contract_pdf, pki.signer("alice"), timestamper)
 
     reader = PdfFileReader(io.BytesIO(result.data))
@@ -81,7 +92,9 @@ async def test_visible_field_has_box(pki: SigningPki, timestamper, contract_pdf)
         assert "/AP" in widget
 
 
-async def test_invisible_field_has_empty_box(pki: SigningPki, timestamper, contract_pdf):
+async def test_invisible_field_has_empty_box(
+    pki: SigningPki, timestamper, contract_pdf
+):
     result = await sign_pdf(contract_pdf, pki.signer("alice"), timestamper)
 
     with pikepdf.open(io.BytesIO(result.data)) as pdf:
@@ -89,7 +102,9 @@ async def test_invisible_field_has_empty_box(pki: SigningPki, timestamper, contr
         assert [float(value) for value in widget.Rect] == [0.0, 0.0, 0.0, 0.0]
 
 
-async def test_countersign_keeps_first_signature(pki: SigningPki, timestamper, contract_pdf):
+async def test_countersign_keeps_first_signature(
+    pki: SigningPki, timestamper, contract_pdf
+):
     first = await sign_pdf(contract_pdf, pki.signer("alice"), timestamper)
     second = await countersign_pdf(first.data, pki.signer("bob"), timestamper)
 
@@ -110,8 +125,12 @@ async def test_countersign_unsigned_document_rejected(pki, timestamper, contract
         await countersign_pdf(contract_pdf, pki.signer("bob"), timestamper)
 
 
-async def test_signed_field_cannot_be_reused(pki: SigningPki, timestamper, contract_pdf):
-    first = await sign_pdf(contract_pdf, pki.signer("alice"), timestamper, field_name="A")
+async def test_signed_field_cannot_be_reused(
+    pki: SigningPki, timestamper, contract_pdf
+):
+    first = await sign_pdf(
+        contract_pdf, pki.signer("alice"), timestamper, field_name="A"
+    )
 
     with pytest.raises(SigningError, match="'A' is already signed"):
         await sign_pdf(first.data, pki.signer("bob"), timestamper, field_name="A")
@@ -129,7 +148,9 @@ def test_signer_rejects_key_of_other_certificate(pki: SigningPki):
         InMemorySigner(pki.keys["alice"], pki.certs["bob"], pki.chain)  # type: ignore[arg-type]
 
 
-async def test_revoked_signer_is_not_trusted(pki: SigningPki, timestamper, contract_pdf):
+async def test_revoked_signer_is_not_trusted(
+    pki: SigningPki, timestamper, contract_pdf
+):
     result = await sign_pdf(contract_pdf, pki.signer("revoked"), timestamper)
 
     [report] = await pki.validate(result.data)
@@ -140,16 +161,9 @@ async def test_revoked_signer_is_not_trusted(pki: SigningPki, timestamper, contr
 
 @pytest.fixture
 async def tsa_url(aiohttp_server, tsa_authority: TimeStampAuthority) -> str:
-    """Serve the authority at POST /tsa on 127.0.0.1 with a free port."""
-
-    async def handle(request: web.Request) -> web.Response:
-        body = await request.read()
-        return web.Response(
-            body=tsa_authority.issue(body), content_type="application/timestamp-reply"
-        )
-
+    """Serve the ledger TSA at POST /tsa on 127.0.0.1, on a free port."""
     app = web.Application()
-    app.router.add_post("/tsa", handle)
+    add_tsa_routes(app, tsa_authority)
     server = await aiohttp_server(app, host="127.0.0.1")
     return str(server.make_url("/tsa"))
 
@@ -182,7 +196,9 @@ async def test_upgrade_to_lta_embeds_crls(pki: SigningPki, timestamper, contract
     assert reports[-1].coverage == "ENTIRE_FILE"
 
 
-async def test_lta_validates_from_embedded_data_only(pki: SigningPki, timestamper, contract_pdf):
+async def test_lta_validates_from_embedded_data_only(
+    pki: SigningPki, timestamper, contract_pdf
+):
     first = await sign_pdf(contract_pdf, pki.signer("alice"), timestamper)
     context = validation_context(pki.trust_roots, other_certs=pki.chain, crls=pki.crls)
     lta = await upgrade_to_lta(first.data, context, timestamper)
@@ -233,3 +249,41 @@ def test_timestamp_request_parses_back(algorithm: str, nonce: int, data: bytes):
     assert request["nonce"].native == nonce
     assert request["cert_req"].native is True
     assert request.dump(force=True) == der
+
+
+def _append_strict_violation(signed: bytes) -> bytes:
+    """Append an update whose xref section frees object 0 with generation
+    65536, which real files carry and pyHanko's strict parser rejects."""
+    trailer_start = signed.rindex(b"trailer")
+    trailer_end = signed.rindex(b"startxref")
+    trailer = signed[trailer_start:trailer_end]
+    previous = int(signed[trailer_end + len(b"startxref") :].split()[0])
+    if b"/Prev" in trailer:
+        head, tail = trailer.split(b"/Prev", 1)
+        tail = tail.lstrip()
+        tail = tail[len(tail.split()[0]) :]
+        trailer = head + b"/Prev " + str(previous).encode() + tail
+    else:
+        trailer = trailer.replace(b"<<", b"<< /Prev " + str(previous).encode(), 1)
+    offset = len(signed) + 1
+    section = b"\nxref\n0 1\n0000000000 65536 f \n" + trailer
+    return signed + section + b"startxref\n" + str(offset).encode() + b"\n%%EOF\n"
+
+
+async def test_countersign_in_non_strict_mode(
+    pki: SigningPki, timestamper, contract_pdf
+):
+    first = await sign_pdf(contract_pdf, pki.signer("alice"), timestamper)
+    odd = _append_strict_violation(first.data)
+
+    prepared = prepare_pdf(odd)
+    second = await countersign_pdf(prepared.data, pki.signer("bob"), timestamper)
+
+    assert not prepared.strict
+    assert not prepared.repaired
+    assert any("65536" in reason for reason in prepared.repair_reasons)
+    assert second.data.startswith(odd)
+    reports = await pki.validate(second.data)
+    assert [r.intact and r.valid and r.trusted for r in reports] == [True, True]
+    assert reports[-1].coverage == "ENTIRE_FILE"
+    assert [s.valid for s in run_pdfsig(second.data)] == [True, True]

@@ -57,7 +57,11 @@ def test_header_after_junk_accepted(contract_pdf: bytes):
     assert prepared.signature_count == 0
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(fraction=st.floats(min_value=0.02, max_value=0.98))
 def test_truncated_pdf_rejected(contract_pdf: bytes, fraction: float):
     cut = int(len(contract_pdf) * fraction)
@@ -157,7 +161,9 @@ async def test_certification_no_changes_rejected(pki: SigningPki, contract_pdf: 
         prepare_pdf(certified)
 
 
-async def test_certification_fill_forms_accepted(pki: SigningPki, timestamper, contract_pdf):
+async def test_certification_fill_forms_accepted(
+    pki: SigningPki, timestamper, contract_pdf
+):
     certified = await _certify(contract_pdf, pki, MDPPerm.FILL_FORMS)
 
     prepared = prepare_pdf(certified)

@@ -80,7 +80,7 @@ def countersigned(pki: SigningPki, timestamper, contract_pdf) -> bytes:
 
 
 async def test_reports_signers_and_times(pki: SigningPki, countersigned: bytes):
-    before = datetime.datetime.now(datetime.timezone.utc)
+    before = datetime.datetime.now(datetime.UTC)
 
     reports = await pki.validate(countersigned)
 
@@ -99,7 +99,10 @@ def test_pdfsig_reports_both_valid(countersigned: bytes):
     signatures = run_pdfsig(countersigned)
 
     assert [s.field_name for s in signatures] == ["Signature1", "Signature2"]
-    assert [s.signer_common_name for s in signatures] == ["Alice Example", "Bob Example"]
+    assert [s.signer_common_name for s in signatures] == [
+        "Alice Example",
+        "Bob Example",
+    ]
     assert all(s.valid for s in signatures)
     assert [s.total_document_signed for s in signatures] == [False, True]
     assert signatures[1].ranges[1][1] == len(countersigned)
@@ -159,6 +162,8 @@ def test_crl_objects_and_der_accepted(pki: SigningPki, countersigned: bytes):
     ders = [crl.public_bytes(serialization.Encoding.DER) for crl in pki.crls]
     assert all(isinstance(crl, x509.CertificateRevocationList) for crl in pki.crls)
 
-    reports = validate_pdf(countersigned, pki.trust_roots, other_certs=pki.chain, crls=ders)
+    reports = validate_pdf(
+        countersigned, pki.trust_roots, other_certs=pki.chain, crls=ders
+    )
 
     assert all(r.trusted for r in reports)

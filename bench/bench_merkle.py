@@ -4,6 +4,10 @@ Both trees hold the same 1,000,000 entries. Our proofs read stored hashes
 from an in-memory HashReader that keeps one bytearray per level, so each
 read copies 32 bytes, as a read from LMDB does. pymerkle 7's InmemoryTree
 builds its proofs from its own node objects.
+
+A run takes about one minute of CPU time, two thirds of it in pymerkle's
+1M appends; on a 2-core machine shared with other work (load average 7)
+it took 3 minutes of wall time.
 """
 
 from __future__ import annotations

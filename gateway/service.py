@@ -129,8 +129,8 @@ class Gateway:
         self.log_vkey = (self.log_dir / "log.vkey").read_text().strip()
         config = self.store.config()
         if options.witnesses:
-            entries = tuple(f"{vkey} {url}" for url, vkey in options.witnesses)
-            self.store.write_config(LogConfig(config.origin, entries, options.quorum))
+            witnesses = tuple((url, vkey) for url, vkey in options.witnesses)
+            self.store.write_config(LogConfig(config.origin, witnesses, options.quorum))
         self.origin = config.origin
 
         # 2. The TSA, which dates each checkpoint and each PAdES signature.

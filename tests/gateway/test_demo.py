@@ -1,0 +1,133 @@
+"""`ledger demo` as a user runs it: a local cluster, the workflow, the outputs.
+
+Each test runs the real command in a subprocess, which starts three witness
+processes and a mirror on 127.0.0.1 and stops them before it exits.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+LEDGER = [sys.executable, "-m", "gateway.cli"]
+
+
+def run_ledger(*arguments: str, passphrase: str | None = "demo test passphrase", timeout: float = 240):
+    environment = dict(os.environ)
+    environment.pop("LEDGER_PASSPHRASE", None)
+    if passphrase is not None:
+        environment["LEDGER_PASSPHRASE"] = passphrase
+    return subprocess.run(
+        [*LEDGER, *arguments],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_demo_on_generated_contract(tmp_path: Path):
+    out = tmp_path / "out"
+    demo = run_ledger("demo", "--out", str(out))
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "[7/7] cluster stopped" in demo.stdout
+    assert "VALID" in demo.stdout
+    for name in (
+        "contract.pdf",
+        "contract.signed.pdf",
+        "contract.evidence",
+        "log.vkey",
+        "witness.vkeys",
+        "policy.txt",
+        "report.html",
+    ):
+        assert (out / name).is_file(), name
+    witness_vkeys = (out / "witness.vkeys").read_text().splitlines()
+    assert len(witness_vkeys) == 3
+    policy = (out / "policy.txt").read_text()
+    assert (out / "log.vkey").read_text().strip() in policy
+    assert "quorum witnesses" in policy
+
+    # The evidence verifies again, offline, in a new process.
+    verify = run_ledger(
+        "verify", str(out / "contract.evidence"), "--policy", str(out / "policy.txt"),
+        passphrase=None,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "all checks passed" in verify.stdout
+
+    # Two signatures by our CA plus the document time stamp, per pdfsig.
+    pdfsig = subprocess.run(
+        ["pdfsig", str(out / "contract.signed.pdf")], capture_output=True, text=True
+    )
+    assert pdfsig.stdout.count("Signature is Valid.") == 2, pdfsig.stdout
+
+    # The log folder is served again after the demo stopped.
+    port = free_port()
+    server = subprocess.Popen(
+        [*LEDGER, "serve", "--data", str(out / "log"), "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if k != "LEDGER_PASSPHRASE"},
+    )
+    try:
+        checkpoint = b""
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/log/checkpoint") as response:
+                    checkpoint = response.read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert checkpoint.startswith(b"ledger.localhost/demo\n"), checkpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_demo_rejects_unsignable_pdf(tmp_path: Path, corpus_dir: Path):
+    demo = run_ledger(
+        "demo", str(corpus_dir / "05-certified-docmdp-p1.pdf"), "--out", str(tmp_path / "out")
+    )
+    assert demo.returncode == 1
+    assert "the PDF cannot be signed" in demo.stderr
+    assert "forbids" in demo.stderr
+    assert not (tmp_path / "out" / "contract.evidence").exists()
+
+
+def test_demo_signs_encrypted_pdf_with_password(tmp_path: Path, corpus_dir: Path):
+    pdf = corpus_dir / "10-encrypted-rc4-128-user-pw-openpassword.pdf"
+    demo = run_ledger("demo", str(pdf), "--out", str(tmp_path / "out"), "--password", "openpassword")
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "10 of 10 checks passed" in demo.stdout
+
+
+def test_demo_needs_passphrase(tmp_path: Path):
+    demo = run_ledger("demo", "--out", str(tmp_path / "out"), passphrase=None)
+    assert demo.returncode == 2
+    assert "LEDGER_PASSPHRASE" in demo.stderr
+
+
+@pytest.mark.parametrize("missing", ["bundle", "policy"])
+def test_verify_reports_unreadable_file(tmp_path: Path, missing: str):
+    bundle = tmp_path / "contract.evidence"
+    if missing == "policy":
+        bundle.write_bytes(b"PK\x05\x06" + bytes(18))
+    verify = run_ledger(
+        "verify", str(bundle), "--policy", str(tmp_path / "policy.txt"), passphrase=None
+    )
+    assert verify.returncode == 2
+    assert "cannot read" in verify.stderr

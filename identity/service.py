@@ -100,6 +100,8 @@ class IdentityService:
         self._verifier = verifier
         self._settings = settings or ServiceSettings()
         self._clock = clock
+        # NOTE: pending enrolments live in memory, so a restart between
+        # begin and complete loses them and the party must begin again.
         self._pending: dict[str, _PendingEnrolment] = {}
         # One writer at a time, so that each entry's `prev` is the party's
         # latest leaf hash and a TOTP step is never accepted twice.
@@ -179,6 +181,9 @@ class IdentityService:
                     "certificate must be a cryptography x509.Certificate; "
                     "load PEM or DER with x509.load_pem_x509_certificate"
                 )
+            # NOTE: a brought certificate is checked for its validity period
+            # and key usage only. Its chain and revocation status are left to
+            # whoever validates the signatures it makes.
             _check_signing_certificate(certificate, self._clock())
         challenge_id = await self._verifier.begin(claims)
         now = self._clock()

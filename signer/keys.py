@@ -1,10 +1,11 @@
 """Signing keys for PDF signatures, held in memory as loaded key objects.
 
 pyHanko's `SimpleSigner` keeps the private key as PKCS#8 DER and parses it
-again with `load_der_private_key` for every raw signature, which is about
-40 ms for an RSA key. `InMemorySigner` keeps the parsed `cryptography` key
-object and the parsed certificates for the life of the signer, and answers
-pyHanko's size-estimation dry run without signing at all.
+again with `load_der_private_key` for every raw signature, which costs tens
+of milliseconds for an RSA key. `InMemorySigner` keeps the parsed
+`cryptography` key object and the parsed certificates for the life of the
+signer, and returns a placeholder for pyHanko's size-estimation dry run
+instead of signing.
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def to_asn1_certificate(
 class _SigningCertificateV2(CMSAttributeProvider):
     """The signing-certificate-v2 attribute (RFC 5035), encoded once.
 
-    asn1crypto re-encodes a freshly built attribute, including the issuer
-    name with its sorted RDN sets, on every signature; an attribute value
+    asn1crypto re-encodes a freshly built attribute on every signature,
+    including the issuer name with its sorted RDN sets. An attribute value
     parsed from DER keeps its encoding and costs nothing to serialise.
     """
 
@@ -176,10 +177,9 @@ class InMemorySigner(Signer):
         """Return pyHanko's unsigned attributes (the signature time-stamp
         token) as a lazily parsed copy of their DER encoding.
 
-        pyHanko retags them as [1] IMPLICIT inside SignerInfo; asn1crypto
-        copies an object it has already parsed child by child and then
-        re-encodes it, time-stamp certificates included, while an unparsed
-        object is copied with its encoding.
+        pyHanko retags them as [1] IMPLICIT inside SignerInfo. asn1crypto
+        copies a parsed object child by child and re-encodes it, time-stamp
+        certificates included, but copies an unparsed one with its encoding.
         """
         attributes = await super().unsigned_attrs(*args, **kwargs)
         if attributes is None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Protocol
@@ -55,10 +54,10 @@ from signer.errors import (
     SigningError,
 )
 from signer.keys import InMemorySigner
+from signer.prepare import PDFA_PART
 
 DIGEST_ALGORITHM = "sha256"
 
-_PDFA_PART = re.compile(rb"pdfaid:part\s*(?:=\s*[\"']|>)\s*(\d)")
 
 # pyHanko's default stamp uses Courier, a standard font that is not embedded,
 # which PDF/A forbids. python-barcode, a dependency of pyHanko's image
@@ -98,12 +97,12 @@ class TokenIssuer(Protocol):
     """An in-process RFC 3161 authority, such as `ledger.tsa.TimeStampAuthority`."""
 
     def issue(self, request_der: bytes) -> bytes:
-        """Answer a DER TimeStampReq with a DER TimeStampResp."""
+        """Return the DER TimeStampResp for a DER TimeStampReq."""
         ...
 
 
-# DER encodings of the digest AlgorithmIdentifiers, parameters absent as
-# RFC 5754 section 2 asks for SHA-2.
+# DER encodings of the digest AlgorithmIdentifiers. RFC 5754 section 2 says
+# that SHA-2 identifiers are generated with the parameters absent.
 _DIGEST_ALGORITHM_DER = {
     "sha256": bytes.fromhex("300b0609608648016503040201"),
     "sha384": bytes.fromhex("300b0609608648016503040202"),
@@ -137,7 +136,7 @@ def encode_timestamp_request(digest: bytes, md_algorithm: str, nonce: int) -> by
 
 
 class AuthorityTimeStamper(TimeStamper):
-    """A pyHanko time stamper that asks an in-process authority, with no HTTP.
+    """A pyHanko time stamper that calls an in-process authority, with no HTTP.
 
     pyHanko checks the response status and the nonce as it does for
     `HTTPTimeStamper`, so both paths produce the same signatures.
@@ -162,10 +161,10 @@ class AuthorityTimeStamper(TimeStamper):
 
 
 class _RecordingTimeStamper(TimeStamper):
-    """Delegate to another time stamper and keep the last real token it returned.
+    """Delegate to another time stamper and keep the last token it returned.
 
-    pyHanko asks the time stamper for a dummy token to size the signature
-    container; only tokens over other digests are recorded.
+    The dummy token that pyHanko requests to size the signature container
+    goes through `async_dummy_response` and is not recorded.
     """
 
     def __init__(self, inner: TimeStamper) -> None:
@@ -220,7 +219,7 @@ def _is_pdfa1(reader: PdfFileReader) -> bool:
         metadata = reader.root.get("/Metadata")
         if metadata is None:
             return False
-        match = _PDFA_PART.search(metadata.get_object().data)
+        match = PDFA_PART.search(metadata.get_object().data)
     except (PdfError, AttributeError):
         return False
     return match is not None and match.group(1) == b"1"
@@ -391,10 +390,10 @@ async def upgrade_to_lta(
     """Upgrade every signature of `data` to PAdES B-LTA in one incremental update.
 
     The update ends with the document time stamp, so that it covers the whole
-    file. Before it, the document security store receives the certificates and the CRLs that
-    `validation_context` holds for each signature and its time stamp; give the
-    context `crls=` and `allow_fetching=False`, so that nothing is fetched
-    over the network.
+    file. Before it, the document security store receives the certificates
+    and the CRLs that `validation_context` holds for each signature and its
+    time stamp. Build the context with `crls=` and `allow_fetching=False`, so
+    that nothing is fetched over the network.
     """
     writer = _open_writer(data, password)
     reader = writer.prev

@@ -41,7 +41,9 @@ from signer.errors import (
 # the last `startxref`.
 _SEARCH_WINDOW = 1024
 
-_PDFA_PART = re.compile(rb"pdfaid:part\s*(?:=\s*[\"']|>)\s*(\d)")
+# The PDF/A part and conformance that XMP metadata claims, written either as
+# an attribute (pdfaid:part="1") or as an element (<pdfaid:part>1<...>).
+PDFA_PART = re.compile(rb"pdfaid:part\s*(?:=\s*[\"']|>)\s*(\d)")
 _PDFA_CONFORMANCE = re.compile(rb"pdfaid:conformance\s*(?:=\s*[\"']|>)\s*([ABUabu])")
 
 
@@ -49,9 +51,9 @@ _PDFA_CONFORMANCE = re.compile(rb"pdfaid:conformance\s*(?:=\s*[\"']|>)\s*([ABUab
 class PreparedPdf:
     """An uploaded PDF after the checks, ready for its next signature.
 
-    `data` equals the uploaded bytes unless `repaired` is true. `strict` says
-    whether pyHanko's strict parser reads `data`; where it is false the
-    signature must be added in non-strict mode.
+    `data` equals the uploaded bytes unless `repaired` is true. `strict` is
+    true when pyHanko's strict parser reads `data`. When it is false, the next
+    signature is added in non-strict mode.
     """
 
     data: bytes
@@ -254,7 +256,7 @@ def _pdfa_flavour(pdf: pikepdf.Pdf) -> str | None:
     if not isinstance(metadata, pikepdf.Stream):
         return None
     xmp = metadata.read_bytes()
-    part = _PDFA_PART.search(xmp)
+    part = PDFA_PART.search(xmp)
     if part is None:
         return None
     conformance = _PDFA_CONFORMANCE.search(xmp)
@@ -315,6 +317,7 @@ def rewrite_with_qpdf(data: bytes, password: str | None, pdfa: str | None) -> by
 
 
 __all__ = [
+    "PDFA_PART",
     "PreparedPdf",
     "check_framing",
     "prepare_pdf",

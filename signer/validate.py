@@ -44,7 +44,7 @@ Certificate = x509.Certificate | asn1_x509.Certificate
 
 @dataclass(frozen=True)
 class SignatureReport:
-    """What pyHanko found for one signature or document time stamp.
+    """pyHanko's findings for one signature or document time stamp.
 
     `intact`: the signed byte ranges hash to the digest in the CMS. `valid`:
     the CMS signature verifies. `trusted`: the signer certificate chains to a

@@ -3,7 +3,7 @@
 Each corpus file gets a first signature (visible) and a countersignature
 (invisible) by two parties, as incremental updates. pyHanko and poppler's
 pdfsig must both find the two new signatures valid, the earlier signatures
-still intact, and the file unmodified after the last signature; after one
+still intact, and the file unmodified after the last signature. After one
 signed byte is changed, both must report it.
 """
 

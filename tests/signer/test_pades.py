@@ -140,7 +140,9 @@ async def test_rsa_3072_signer_is_valid(pki: SigningPki, timestamper, contract_p
     result = await sign_pdf(contract_pdf, pki.signer("rsa"), timestamper)
 
     [report] = await pki.validate(result.data)
-    assert report.intact and report.valid and report.trusted
+    assert report.intact
+    assert report.valid
+    assert report.trusted
 
 
 def test_signer_rejects_key_of_other_certificate(pki: SigningPki):
@@ -172,7 +174,9 @@ async def test_sign_with_http_tsa(pki: SigningPki, tsa_url: str, contract_pdf):
     result = await sign_pdf(contract_pdf, pki.signer("alice"), HTTPTimeStamper(tsa_url))
 
     [report] = await pki.validate(result.data)
-    assert report.intact and report.valid and report.trusted
+    assert report.intact
+    assert report.valid
+    assert report.trusted
     assert report.time_stamp_time == _tst_gen_time(result.time_stamp_token)
 
 
@@ -225,7 +229,9 @@ async def test_hundred_page_contract_signs(pki: SigningPki, timestamper):
     result = await sign_pdf(document, pki.signer("alice"), timestamper)
 
     [report] = await pki.validate(result.data)
-    assert report.intact and report.valid and report.trusted
+    assert report.intact
+    assert report.valid
+    assert report.trusted
 
 
 @settings(max_examples=60, deadline=None)

@@ -170,7 +170,8 @@ class IdentityService:
             raise InvalidInputError(
                 f"invalid proofing channel {claims.channel!r}: use email or phone"
             )
-        validity = validity or self._settings.certificate_validity
+        if validity is None:
+            validity = self._settings.certificate_validity
         if validity <= timedelta(0):
             raise InvalidInputError(
                 f"certificate validity must be positive, not {validity}"

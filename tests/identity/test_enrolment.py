@@ -344,3 +344,23 @@ async def test_erasure_keeps_log_consistent(service, outbox, log_store):
     proof = consistency_proof(size1, size2, log_store)
     verify_consistency(size1, size2, proof, root1, root_hash(size2, log_store))
     assert again.party_id != party.party_id
+
+
+async def test_operator_validity(service, outbox, ca):
+    party = await enrol(service, outbox, validity=timedelta(days=30))
+    certificate = party.certificate
+    assert certificate.not_valid_after_utc - certificate.not_valid_before_utc == (
+        timedelta(days=30)
+    )
+    for validity in (timedelta(0), timedelta(seconds=-1)):
+        with pytest.raises(InvalidInputError, match="validity"):
+            await service.begin_person_enrolment(JOHN, validity=validity)
+
+    # No certificate outlives the issuing CA that signed it.
+    key = generate_key()
+    long_lived = ca.issue(
+        certificates.person_subject("John Doe", "cd" * 16),
+        key.public_key(),
+        timedelta(days=100 * 365),
+    )
+    assert long_lived.not_valid_after_utc == ca.issuing_certificate.not_valid_after_utc

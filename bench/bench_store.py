@@ -13,6 +13,12 @@ unencrypted once to one location through the same backend. Backends:
 
 Each figure is the median or the 99th percentile over ROUNDS calls, in
 milliseconds, measured in one process after WARMUP calls.
+
+The whole `ContractService.store` step is measured too, on STORE_STEPS
+countersigned one-page fpdf2 contracts: B-LTA upgrade, sealing, three folder
+replicas and the `store` entry appended through a real Sequencer over LMDB.
+Its peer is the B-LTA upgrade of the same document followed by one plain
+folder write.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from signer.storage import BlobStore, FolderBlobStore, S3BlobStore
 SIZES = {"64KiB": 64 * 1024, "1MiB": 1024 * 1024}
 ROUNDS = {"folders": 200, "seaweedfs-s3": 100}
 WARMUP = 5
+STORE_STEPS = 15
+PASSPHRASE = b"benchmark passphrase"
 _SEAWEED_TEST = (
     Path(__file__).resolve().parent.parent / "tests/signer/test_seaweedfs.py"
 )
@@ -138,6 +146,137 @@ def _load_seaweed_launcher():
     return module
 
 
+def _contract_pdf() -> bytes:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=11)
+    pdf.multi_cell(0, 5, "The parties agree to the terms set out below. " * 30)
+    return bytes(pdf.output())
+
+
+def _person(number: int):
+    from identity.details import PersonDetails
+    from identity.proofing import icao_check_digit
+
+    body = f"B{number:08d}"
+    return PersonDetails(
+        f"Bench Person {number}",
+        body + str(icao_check_digit(body)),
+        f"person{number}@example.org",
+        f"+4930{number:07d}",
+    )
+
+
+async def _measure_store_step(report, root: Path) -> None:
+    import pyotp
+
+    from identity.ca import CaSettings, CertificateAuthority, utc_now
+    from identity.proofing import DocumentCodeVerifier
+    from identity.service import IdentityService
+    from identity.store import IdentityStore
+    from ledger.sequencer import Sequencer
+    from ledger.store import LogConfig, LogStore
+    from ledger.tsa.authority import TimeStampAuthority
+    from ledger.tsa.keys import create_credentials
+    from ledger.tsa.serial import SerialNumbers
+    from signer.contracts import ContractIndex
+    from signer.notify import OutboxNotifier
+    from signer.pades import AuthorityTimeStamper, upgrade_to_lta
+    from signer.validate import validation_context
+    from signer.workflow import ContractService
+
+    codes: dict[str, str] = {}
+
+    async def send_code(channel: str, address: str, code: str) -> None:
+        codes[address] = code
+
+    credentials = create_credentials(root / "tsa", PASSPHRASE)
+    timestamper = AuthorityTimeStamper(
+        TimeStampAuthority(credentials, SerialNumbers(root / "tsa"))
+    )
+    ca = CertificateAuthority.create(
+        root / "ca", PASSPHRASE, CaSettings("http://127.0.0.1:9")
+    )
+    log_store = LogStore(root / "log.lmdb", create=True)
+    log_store.write_config(LogConfig("bench.example/store"))
+    identity_store = IdentityStore(root / "identity.lmdb", PASSPHRASE)
+    index = ContractIndex(root / "contracts.lmdb")
+
+    def lta_context():
+        return validation_context(
+            [ca.root_certificate, *credentials.chain],
+            other_certs=[ca.issuing_certificate, credentials.certificate],
+            crls=[ca.issuing_crl(), ca.root_crl()],
+        )
+
+    document = _contract_pdf()
+    plain = FolderBlobStore(root / "plain-store")
+    step_samples: list[float] = []
+    peer_samples: list[float] = []
+    try:
+        async with Sequencer(log_store) as sequencer:
+            identity = IdentityService(
+                identity_store, ca, sequencer, DocumentCodeVerifier(send_code, utc_now)
+            )
+            service = ContractService(
+                appender=sequencer,
+                identity=identity,
+                index=index,
+                drafts=FolderBlobStore(root / "drafts"),
+                documents=ReplicatedDocumentStore(
+                    [FolderBlobStore(root / f"step-replica-{n}") for n in range(3)],
+                    [MasterKey.generate()],
+                ),
+                notifier=OutboxNotifier(root / "outbox"),
+                timestamper=timestamper,
+                validation_context=lta_context,
+                sender="bench@ledger.example",
+            )
+            for number in range(STORE_STEPS):
+                # Fresh parties per contract, because a TOTP code is accepted once.
+                parties = []
+                authenticators = []
+                for person in (_person(2 * number), _person(2 * number + 1)):
+                    challenge = await identity.begin_person_enrolment(person)
+                    party = await identity.complete_enrolment(
+                        challenge, codes[person.email]
+                    )
+                    uri = identity.provision_totp(party.party_id).uri
+                    parties.append(party.party_id)
+                    authenticators.append(pyotp.parse_uri(uri))
+                record = await service.upload(document, parties)
+                contract_id = record["contract"]
+                await service.sign(contract_id, parties[0], authenticators[0].now())
+                await service.send(contract_id)
+                await service.countersign(
+                    contract_id, parties[1], authenticators[1].now()
+                )
+                countersigned = await service.download(contract_id)
+
+                start = time.perf_counter()
+                await service.store(contract_id)
+                step_samples.append((time.perf_counter() - start) * 1000)
+
+                start = time.perf_counter()
+                lta = await upgrade_to_lta(countersigned, lta_context(), timestamper)
+                await plain.put(document_key(contract_id), lta.data)
+                peer_samples.append((time.perf_counter() - start) * 1000)
+    finally:
+        index.close()
+        identity_store.close()
+        ca.close()
+        log_store.close()
+    _add(
+        report,
+        "store step (B-LTA, seal, 3 folder replicas, log entry)",
+        step_samples,
+        "B-LTA + 1 plain write",
+        peer_samples,
+    )
+
+
 def run(report) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-store-") as folder:
         root = Path(folder)
@@ -145,6 +284,7 @@ def run(report) -> None:
         asyncio.run(
             _measure(report, "folders", stores, FolderBlobStore(root / "plain"))
         )
+        asyncio.run(_measure_store_step(report, root))
 
         launcher = _load_seaweed_launcher()
         if not launcher.WEED.exists():

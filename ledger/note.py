@@ -156,7 +156,10 @@ def _public_bytes(public_key: Ed25519PublicKey) -> bytes:
 def _load_public_key(key: bytes) -> Ed25519PublicKey:
     if len(key) != ED25519_KEY_SIZE:
         raise NoteError(f"Ed25519 public key is {len(key)} bytes, not 32")
-    return Ed25519PublicKey.from_public_bytes(key)
+    try:
+        return Ed25519PublicKey.from_public_bytes(key)
+    except ValueError as error:
+        raise NoteError(f"invalid Ed25519 public key: {error}") from error
 
 
 class Ed25519Verifier:

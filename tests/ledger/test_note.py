@@ -328,3 +328,56 @@ def test_note_dataclass_encoding() -> None:
     assert note.to_bytes() == "a\n\nb\n\n\u2014 k AAECA3M=\n".encode()
     assert parse_note(note.to_bytes()) == note
     assert parse_signature_line("\u2014 k AAECA3M=") == note.signatures[0]
+
+
+def test_go_sumdb_note_known_answer() -> None:
+    # The PeterNeumann key and note of golang.org/x/mod/sumdb/note's tests.
+    # Ed25519 signatures are deterministic, so signing the same text with
+    # the same key reproduces the published note byte for byte.
+    seed = base64.b64decode("AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz")
+    assert seed[0] == 0x01
+    signer = Ed25519Signer(
+        "PeterNeumann", Ed25519PrivateKey.from_private_bytes(seed[1:])
+    )
+    assert signer.vkey == (
+        "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+    )
+    text = (
+        "If you think cryptography is the answer to your problem,\n"
+        "then you don't know what your problem is.\n"
+    )
+    expected = (
+        text
+        + "\n\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgY"
+        "N1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+    ).encode()
+    assert sign_note(text, [signer]) == expected
+    verify_note(parse_note(expected), [Ed25519Verifier.from_vkey(signer.vkey)])
+    # Go rejects these manglings of the vkey: a key of the wrong length and
+    # an unknown signature type, each with a matching key ID.
+    for bad in (
+        "PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY==",
+        "PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+    ):
+        with pytest.raises(NoteError):
+            Ed25519Verifier.from_vkey(bad)
+
+
+def test_vkey_manglings_rejected() -> None:
+    # As in Go's TestNewVerifier: every proper substring of a vkey, and
+    # every one-byte increment of it, is rejected.
+    vkey = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+    Ed25519Verifier.from_vkey(vkey)
+    mangled = [
+        vkey[i:j]
+        for i in range(len(vkey) + 1)
+        for j in range(i + 1, len(vkey) + 1)
+        if (i, j) != (0, len(vkey))
+    ]
+    mangled += [
+        vkey[:i] + chr(ord(vkey[i]) + 1) + vkey[i + 1 :] for i in range(len(vkey))
+    ]
+    for bad in mangled:
+        with pytest.raises(NoteError):
+            Ed25519Verifier.from_vkey(bad)
+            pytest.fail(bad)

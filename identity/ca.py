@@ -63,14 +63,23 @@ def _from_ms(milliseconds: int) -> datetime:
 class CaSettings:
     """Operator settings of the CA: its public URL and revocation data lifetimes.
 
-    `base_url` is the public URL prefix (no trailing slash) under which
-    identity.http serves /ca/; it goes into every certificate's CRL
+    `base_url` is the public URL prefix under which identity.http serves
+    /ca/, without its trailing slash. It goes into every certificate's CRL
     distribution point and OCSP URL.
     """
 
     base_url: str
     crl_lifetime: timedelta = timedelta(days=1)
     ocsp_lifetime: timedelta = timedelta(hours=1)
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise InvalidInputError(
+                f"invalid CA base_url {self.base_url!r}: expected an http:// or "
+                "https:// URL, because validators fetch CRLs and OCSP over HTTP"
+            )
+        # A trailing slash would double the one that starts each /ca/ path.
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
 
 
 class CertificateAuthority:

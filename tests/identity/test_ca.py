@@ -298,3 +298,9 @@ def test_interrupted_creation_reported(tmp_path, clock):
         )
     with pytest.raises(InvalidInputError, match="root.pem is missing"):
         CertificateAuthority.open(folder, PASSPHRASE, CaSettings(BASE_URL), clock=clock)
+
+
+def test_base_url_checked_and_normalised():
+    assert CaSettings("https://ledger.example/").base_url == "https://ledger.example"
+    with pytest.raises(InvalidInputError, match="base_url"):
+        CaSettings("ledger.example")

@@ -381,3 +381,26 @@ def test_vkey_manglings_rejected() -> None:
         with pytest.raises(NoteError):
             Ed25519Verifier.from_vkey(bad)
             pytest.fail(bad)
+
+
+def test_transparency_dev_cosignature_vectors() -> None:
+    # From transparency-dev/formats note/note_cosigv1_test.go.
+    witness = CosignatureVerifier.from_vkey(
+        "remora.n621.de+da77ade7+BOvN63jn/bLvkieywe8R6UYAtVtNbZpXh34x7onlmtw2"
+    )
+    assert witness.key_id.hex() == "da77ade7"
+    log = Ed25519Verifier.from_vkey(
+        "TEST+7997405c+AQcC+FTVKf0jlTdHDY3rbevmnKxxPjigCXlVtGe6RIr6"
+    )
+    assert log.name == "TEST"
+    blob = base64.b64decode(
+        "ZGhGuQAAAABm/qTPeyKXD+R2rzyQsxPiP8mXum7qq/iF0u4vanlqJyocWODBt97w9uL+"
+        "8qT7S5gxEHWWOworDcFiEBYJXORmnFBOBA=="
+    )
+    assert cosignature_timestamp(blob[4:]) == 1727964367
+    plain = base64.b64decode(
+        "eQjRQm6eSKzFoiYalgwCPXu2y3ijtg68is9M46JKxuZB+dRfTmeQeDBoXnvxZx2ugnky"
+        "V+MUMLXpWs1hPb/W/4xkNQY="
+    )
+    with pytest.raises(NoteError, match="cosignature/v1"):
+        cosignature_timestamp(plain[4:])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from signer.envelope import EnvelopeError, MasterKey, seal
 from signer.replicated import ReplicaError, ReplicatedDocumentStore, document_key
@@ -129,3 +132,49 @@ def test_fewer_than_three_stores_rejected(folders):
     same = [FolderBlobStore(folders[0]) for _ in range(3)]
     with pytest.raises(ValueError, match="distinct"):
         ReplicatedDocumentStore(same, [MasterKey.generate()])
+
+
+damages = st.sampled_from(["intact", "missing", "flip", "truncate", "replay", "empty"])
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(plan=st.tuples(damages, damages, damages), position=st.integers(0, 10**6))
+def test_reads_never_return_wrong_bytes(tmp_path_factory, plan, position):
+    # Any mix of damage: either every replica ends intact and the document
+    # comes back, or ReplicaError is raised; never other bytes.
+    root = tmp_path_factory.mktemp("replicas")
+    folders = [root / name for name in "abc"]
+    key = MasterKey.generate()
+    replicated = ReplicatedDocumentStore([FolderBlobStore(f) for f in folders], [key])
+
+    async def scenario():
+        stored = await replicated.put("c-p", DOCUMENT)
+        paths = replica_paths(folders, "c-p")
+        original = paths[0].read_bytes()
+        for path, damage in zip(paths, plan):
+            if damage == "missing":
+                path.unlink()
+            elif damage == "flip":
+                data = bytearray(original)
+                data[position % len(data)] ^= 0x40
+                path.write_bytes(bytes(data))
+            elif damage == "truncate":
+                path.write_bytes(original[: position % len(original)])
+            elif damage == "replay":
+                path.write_bytes(seal(DOCUMENT, "c-p", key))
+            elif damage == "empty":
+                path.write_bytes(b"")
+
+        if "intact" not in plan:
+            with pytest.raises(ReplicaError):
+                await replicated.get("c-p", stored.ciphertext_hash)
+            return
+        assert await replicated.get("c-p", stored.ciphertext_hash) == DOCUMENT
+        for path in paths:
+            assert path.read_bytes() == original
+
+    asyncio.run(scenario())

@@ -45,7 +45,11 @@ from pyhanko.sign.validation.dss import (
 )
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
-from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
+from pyhanko_certvalidator.errors import (
+    InvalidCertificateError,
+    PathBuildingError,
+    PathValidationError,
+)
 
 from signer.errors import (
     ChangesForbiddenError,
@@ -402,9 +406,16 @@ async def upgrade_to_lta(
     for embedded in reader.embedded_regular_signatures:
         try:
             paths = await collect_validation_info(embedded, validation_context)
-        except (PathBuildingError, PathValidationError):
+        except (PathBuildingError, InvalidCertificateError):
+            # No path to a trust root: a foreign signature made before upload.
             skipped.append(embedded.field_name)
             continue
+        except PathValidationError as exc:
+            raise SigningError(
+                f"the certificate of signature {embedded.field_name!r} chains to "
+                f"a trust root but fails validation ({exc}); B-LTA needs a valid "
+                "path with its CRLs in the validation context"
+            ) from exc
         # No VRI entry: PAdES baseline does not use it, and leaving it out
         # lets the whole upgrade be one revision ending in the time stamp.
         DocumentSecurityStore.supply_dss_in_writer(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from pathlib import Path
 
 import pikepdf
 import pytest
@@ -293,3 +294,31 @@ async def test_countersign_in_non_strict_mode(
     assert [r.intact and r.valid and r.trusted for r in reports] == [True, True]
     assert reports[-1].coverage == "ENTIRE_FILE"
     assert [s.valid for s in run_pdfsig(second.data)] == [True, True]
+
+
+async def test_lta_skips_foreign_signatures(
+    pki: SigningPki, timestamper, corpus_dir: Path
+):
+    # 04 carries two Acrobat signatures from a self-signed test certificate.
+    uploaded = (corpus_dir / "04-signed-twice-two-fields.pdf").read_bytes()
+    first = await sign_pdf(uploaded, pki.signer("alice"), timestamper)
+    second = await countersign_pdf(first.data, pki.signer("bob"), timestamper)
+    context = validation_context(pki.trust_roots, other_certs=pki.chain, crls=pki.crls)
+
+    lta = await upgrade_to_lta(second.data, context, timestamper)
+
+    assert lta.covered_fields == (first.field_name, second.field_name)
+    assert sorted(lta.skipped_fields) == ["Sig1", "Sig2"]
+    reports = await pki.validate(lta.data)
+    assert reports[-1].kind == "document time stamp"
+    assert reports[-1].trusted
+    assert reports[-1].coverage == "ENTIRE_FILE"
+    assert all(report.intact for report in reports)
+
+
+async def test_lta_rejects_revoked_signer(pki: SigningPki, timestamper, contract_pdf):
+    signed = await sign_pdf(contract_pdf, pki.signer("revoked"), timestamper)
+    context = validation_context(pki.trust_roots, other_certs=pki.chain, crls=pki.crls)
+
+    with pytest.raises(SigningError, match="fails validation"):
+        await upgrade_to_lta(signed.data, context, timestamper)

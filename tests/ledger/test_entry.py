@@ -149,6 +149,7 @@ def test_decode_rejects_non_deterministic() -> None:
         "truncated": good[:-1],
         "empty": b"",
         "bad utf-8": b"\xa1\x61\xff\x01",
+        "deep nesting": b"\x81" * 65000 + b"\x00",
     }
     for name, data in cases.items():
         with pytest.raises(EntryError):

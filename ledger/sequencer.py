@@ -2,8 +2,8 @@
 
 Callers await `append(entry)`. Entries queue up while the previous batch
 commits. The integrating task then takes up to `max_batch` of them, after
-waiting at most `max_delay` seconds for the batch to fill, and commits them
-in one LMDB write transaction on a worker thread. LMDB
+letting runnable callers join for at most `max_delay` seconds, and commits
+them in one LMDB write transaction on a worker thread. LMDB
 releases the GIL during the fsync, so the event loop keeps queueing the next
 batch meanwhile. Each caller gets its AppendResult only after the commit
 returned, so an acknowledged entry is on disk.
@@ -56,7 +56,6 @@ class Sequencer:
         self.max_delay = max_delay
         self._pending: list[tuple[bytes, asyncio.Future[AppendResult]]] = []
         self._wakeup = asyncio.Event()
-        self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger-commit")
@@ -67,13 +66,13 @@ class Sequencer:
     async def start(self) -> None:
         """Start the integrating task."""
         if self._task is None:
+            self._loop = asyncio.get_running_loop()
             self._task = asyncio.create_task(self._run(), name="ledger-sequencer")
 
     async def close(self) -> None:
         """Commit the queued entries, then stop the integrating task."""
         self._closing = True
         self._wakeup.set()
-        self._full.set()
         if self._task is not None:
             await self._task
             self._task = None
@@ -93,18 +92,25 @@ class Sequencer:
         An entry already in the log returns the first copy's leaf_index
         with duplicate=True.
         """
+        return await self.submit(entry)
+
+    def submit(self, entry: bytes) -> asyncio.Future[AppendResult]:
+        """Queue one entry and return a future of its AppendResult.
+
+        The future resolves once the entry's batch is committed durably.
+        Callers that queue many entries use this to avoid a task per entry.
+        Requires a running event loop and len(entry) <= 65,535.
+        """
         check_entry_size(entry)
         if self._task is None or self._closing:
             raise SequencerClosedError(
                 "the sequencer is not running; call start() before append()"
             )
-        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[AppendResult] = self._loop.create_future()
         self._pending.append((entry, future))
         if len(self._pending) == 1:
             self._wakeup.set()
-        if len(self._pending) >= self.max_batch:
-            self._full.set()
-        return await future
+        return future
 
     async def wait_for_checkpoint(self, leaf_index: int) -> bytes:
         """Return the first published checkpoint note that includes leaf_index.
@@ -126,13 +132,17 @@ class Sequencer:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if len(self._pending) < self.max_batch and not self._closing:
-                # The time window: let more callers join the batch.
-                self._full.clear()
-                try:
-                    await asyncio.wait_for(self._full.wait(), self.max_delay)
-                except TimeoutError:
-                    pass
+            # The time window: callers that are already runnable (such as
+            # those just answered by the previous commit) join the batch.
+            # It closes when a loop iteration brings no new entry, when
+            # the batch is full, or after max_delay; entries that arrive
+            # during a commit form the next batch (group commit).
+            deadline = loop.time() + self.max_delay
+            while len(self._pending) < self.max_batch and not self._closing:
+                before = len(self._pending)
+                await asyncio.sleep(0)
+                if len(self._pending) == before or loop.time() >= deadline:
+                    break
             batch = self._pending[: self.max_batch]
             del self._pending[: self.max_batch]
             entries = [entry for entry, _ in batch]

@@ -1,0 +1,391 @@
+"""Log benchmark: durable appends, integration latency, proofs, memory and disk.
+
+Figures, each measured in the same run:
+
+1. Sustained durable append rate through the Sequencer: LEDGER_BENCH_ENTRIES
+   (default 1,000,000) entries of 300 bytes from 64 concurrent writers, each
+   with 64 appends in flight, against pymerkle 7's InmemoryTree and
+   SqliteTree appending the same entries; then a tenth as many with one
+   append in flight per writer.
+2. Integration latency (submit to durable) at half the rate of step 1.
+3. Inclusion and consistency proof latency at 1M leaves and at the large
+   size (LEDGER_BENCH_LARGE, default 10,000,000), against pymerkle at 1M.
+   Wall-clock and CPU time per proof are both reported, because the shared
+   machine's load inflates wall-clock figures.
+4. Peak RSS of the process that holds each log, and bytes on disk per entry.
+
+The large log is built through LogStore.append_batch directly (batches of
+20,000), not through the sequencer, to keep the build within minutes; the
+output says so. LEDGER_BENCH_LARGE_SECONDS (default 480) caps the build, and
+the figures then name the size reached. Each log part runs in a child
+process so that its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ENTRY_SIZE = 300
+WRITERS = 64
+# Appends each writer keeps outstanding in the throughput run. With one in
+# flight, 64 writers put at most 64 entries into each fsync'ed commit, so
+# the rate is bound by fsync latency; both runs are reported.
+PIPELINE = 64
+SAMPLES = 5_000
+
+
+def make_entry(number: int) -> bytes:
+    """Return a distinct entry of ENTRY_SIZE bytes."""
+    head = f"bench entry {number:012d} ".encode()
+    return head + b"x" * (ENTRY_SIZE - len(head))
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def peak_rss_mib() -> float:
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def anonymous_rss_mib() -> float:
+    """Return RssAnon from /proc/self/status: RSS without mapped file pages.
+
+    LMDB reads through a memory map, so ru_maxrss also counts the file pages
+    that proofs touched; those are page cache the kernel can drop.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def disk_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.iterdir() if path.is_file())
+
+
+def measure_proofs(store, tree_size: int) -> dict[str, float]:
+    """Time random inclusion and consistency proofs, each in its own snapshot."""
+    from ledger.merkle import consistency_proof, inclusion_proof
+
+    chooser = random.Random(7)
+    figures = {}
+    for name in ("inclusion", "consistency"):
+        wall: list[float] = []
+        cpu: list[float] = []
+        for _ in range(SAMPLES):
+            if name == "inclusion":
+                argument = chooser.randrange(tree_size)
+            else:
+                argument = chooser.randrange(1, tree_size)
+            start_wall = time.perf_counter_ns()
+            start_cpu = time.thread_time_ns()
+            with store.view() as view:
+                if name == "inclusion":
+                    inclusion_proof(argument, tree_size, view)
+                else:
+                    consistency_proof(argument, tree_size, view)
+            cpu.append((time.thread_time_ns() - start_cpu) / 1000)
+            wall.append((time.perf_counter_ns() - start_wall) / 1000)
+        figures[f"{name}_median_us"] = statistics.median(wall)
+        figures[f"{name}_p99_us"] = percentile(wall, 0.99)
+        figures[f"{name}_cpu_median_us"] = statistics.median(cpu)
+    return figures
+
+
+async def sequencer_rate(
+    store, first: int, count: int, in_flight: int
+) -> tuple[float, int]:
+    """Append count entries from WRITERS writers; return (entries/s, batches).
+
+    Each writer keeps `in_flight` appends outstanding, so WRITERS * in_flight
+    callers wait at a time. Requires in_flight >= 1.
+    """
+    from ledger.sequencer import Sequencer
+
+    async with Sequencer(store) as sequencer:
+        streams = WRITERS * in_flight
+
+        async def stream(offset: int) -> None:
+            for number in range(first + offset, first + count, streams):
+                await sequencer.submit(make_entry(number))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(stream(offset) for offset in range(streams)))
+        elapsed = time.perf_counter() - start
+        return count / elapsed, sequencer.committed_batches
+
+
+async def integration_latency(store, rate: float, first: int, seconds: float) -> list[float]:
+    """Submit entries at a fixed rate (open loop); return latencies in ms."""
+    from ledger.sequencer import Sequencer
+
+    latencies: list[float] = []
+    async with Sequencer(store) as sequencer:
+        futures = []
+        interval = 1 / rate
+        begin = time.perf_counter()
+        number = first
+        while (now := time.perf_counter()) - begin < seconds:
+            # Submit every entry whose scheduled time has come.
+            due = int((now - begin) / interval) + first
+            while number < due:
+                future = sequencer.submit(make_entry(number))
+                future.add_done_callback(
+                    lambda _, start=now: latencies.append(
+                        (time.perf_counter() - start) * 1000
+                    )
+                )
+                futures.append(future)
+                number += 1
+            await asyncio.sleep(0.001)
+        await asyncio.gather(*futures)
+    return latencies
+
+
+def child_append(folder: Path, count: int) -> dict:
+    from ledger.store import LogStore
+
+    single = max(count // 10, 1)
+    with LogStore(folder, create=True) as store:
+        rate, batches = asyncio.run(sequencer_rate(store, 0, count, PIPELINE))
+        single_rate, single_batches = asyncio.run(sequencer_rate(store, count, single, 1))
+        latencies = asyncio.run(
+            integration_latency(store, rate / 2, count + single, 15.0)
+        )
+        tree_size = store.tree_size()
+        figures = measure_proofs(store, tree_size)
+    size = disk_bytes(folder)
+    figures.update(
+        rate=rate,
+        batches=batches,
+        single_rate=single_rate,
+        single_count=single,
+        single_batches=single_batches,
+        latency_rate=rate / 2,
+        latency_median_ms=statistics.median(latencies),
+        latency_p99_ms=percentile(latencies, 0.99),
+        tree_size=tree_size,
+        disk_per_entry=size / tree_size,
+        rss_mib=peak_rss_mib(),
+        anonymous_rss_mib=anonymous_rss_mib(),
+    )
+    return figures
+
+
+def child_large(folder: Path, count: int, limit: float) -> dict:
+    from ledger.store import LogStore
+
+    batch = 20_000
+    start = time.perf_counter()
+    with LogStore(folder, create=True) as store:
+        built = store.tree_size()
+        while built < count and time.perf_counter() - start < limit:
+            size = min(batch, count - built)
+            store.append_batch([make_entry(n) for n in range(built, built + size)])
+            built += size
+        build_seconds = time.perf_counter() - start
+        figures = measure_proofs(store, built)
+    figures.update(
+        tree_size=built,
+        build_rate=built / build_seconds,
+        build_seconds=build_seconds,
+        disk_per_entry=disk_bytes(folder) / built,
+        rss_mib=peak_rss_mib(),
+        anonymous_rss_mib=anonymous_rss_mib(),
+    )
+    return figures
+
+
+def run_child(mode: str, *arguments: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.bench_log", mode, *arguments],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"benchmark child {mode} failed: {result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def pymerkle_peers(count: int, folder: Path) -> dict:
+    from pymerkle import InmemoryTree, SqliteTree
+
+    figures = {}
+    memory_tree = InmemoryTree(algorithm="sha256")
+    start = time.perf_counter()
+    for number in range(count):
+        memory_tree.append_entry(make_entry(number))
+    figures["inmemory_rate"] = count / (time.perf_counter() - start)
+
+    sqlite_tree = SqliteTree(str(folder / "pymerkle.db"), algorithm="sha256")
+    start = time.perf_counter()
+    sqlite_tree.append_entries((make_entry(n) for n in range(count)), chunksize=4096)
+    figures["sqlite_rate"] = count / (time.perf_counter() - start)
+    sqlite_tree.con.close()
+
+    # pymerkle numbers leaves from 1.
+    chooser = random.Random(7)
+    for name in ("inclusion", "consistency"):
+        wall = []
+        for _ in range(SAMPLES // 5):
+            start_wall = time.perf_counter_ns()
+            if name == "inclusion":
+                memory_tree.prove_inclusion(chooser.randrange(1, count + 1), count)
+            else:
+                memory_tree.prove_consistency(chooser.randrange(1, count), count)
+            wall.append((time.perf_counter_ns() - start_wall) / 1000)
+        figures[f"{name}_median_us"] = statistics.median(wall)
+        figures[f"{name}_p99_us"] = percentile(wall, 0.99)
+    return figures
+
+
+def run(report) -> None:
+    """Run every log figure and add it to the report."""
+    count = int(os.environ.get("LEDGER_BENCH_ENTRIES", 1_000_000))
+    large = int(os.environ.get("LEDGER_BENCH_LARGE", 10_000_000))
+    limit = float(os.environ.get("LEDGER_BENCH_LARGE_SECONDS", 480))
+    work = Path(tempfile.mkdtemp(prefix="bench-log-"))
+    try:
+        print(f"load average before: {os.getloadavg()}", flush=True)
+        small = run_child("child-append", str(work / "log.lmdb"), str(count))
+        print(
+            f"sequencer: {count:,} entries from {WRITERS} writers with {PIPELINE}"
+            f" appends in flight each took {small['batches']:,} commits;"
+            f" {small['single_count']:,} entries with one in flight each took"
+            f" {small['single_batches']:,} commits",
+            flush=True,
+        )
+        print(
+            f"building the {large:,}-leaf log through LogStore.append_batch"
+            " directly, not through the sequencer",
+            flush=True,
+        )
+        big = run_child("child-large", str(work / "large.lmdb"), str(large), str(limit))
+        shutil.rmtree(work / "large.lmdb", ignore_errors=True)
+        if big["tree_size"] < large:
+            print(
+                f"NOTE: the large build stopped at {big['tree_size']:,} leaves"
+                f" after {big['build_seconds']:.0f} s (limit {limit:.0f} s)",
+                flush=True,
+            )
+        peers = pymerkle_peers(count, work)
+        print(f"load average after: {os.getloadavg()}", flush=True)
+
+        label = f"{count // 1000}k" if count < 1_000_000 else f"{count / 1e6:g}M"
+        big_label = f"{big['tree_size'] / 1e6:.3g}M"
+        report.add(
+            f"durable appends via sequencer, {WRITERS} writers x {PIPELINE} ({label})",
+            small["rate"],
+            "entries/s",
+            peer="pymerkle InmemoryTree (not durable)",
+            peer_value=peers["inmemory_rate"],
+        )
+        report.add(
+            f"durable appends via sequencer, {WRITERS} writers x {PIPELINE} ({label})",
+            small["rate"],
+            "entries/s",
+            peer="pymerkle SqliteTree append_entries",
+            peer_value=peers["sqlite_rate"],
+        )
+        report.add(
+            f"durable appends via sequencer, {WRITERS} writers x 1 in flight",
+            small["single_rate"],
+            "entries/s",
+        )
+        report.add(
+            f"integration latency median at {small['latency_rate']:,.0f}/s",
+            small["latency_median_ms"],
+            "ms",
+        )
+        report.add(
+            f"integration latency p99 at {small['latency_rate']:,.0f}/s",
+            small["latency_p99_ms"],
+            "ms",
+        )
+        for kind in ("inclusion", "consistency"):
+            report.add(
+                f"{kind} proof median at {label}",
+                small[f"{kind}_median_us"],
+                "us",
+                peer="pymerkle InmemoryTree",
+                peer_value=peers[f"{kind}_median_us"],
+            )
+            report.add(
+                f"{kind} proof p99 at {label}",
+                small[f"{kind}_p99_us"],
+                "us",
+                peer="pymerkle InmemoryTree",
+                peer_value=peers[f"{kind}_p99_us"],
+            )
+            report.add(
+                f"{kind} proof CPU median at {label}",
+                small[f"{kind}_cpu_median_us"],
+                "us",
+            )
+            report.add(f"{kind} proof median at {big_label}", big[f"{kind}_median_us"], "us")
+            report.add(f"{kind} proof p99 at {big_label}", big[f"{kind}_p99_us"], "us")
+            report.add(
+                f"{kind} proof CPU median at {big_label}",
+                big[f"{kind}_cpu_median_us"],
+                "us",
+            )
+        report.add(f"peak RSS of the log process at {label}", small["rss_mib"], "MiB")
+        report.add(f"peak RSS of the log process at {big_label}", big["rss_mib"], "MiB")
+        report.add(
+            f"anonymous RSS of the log process at {label}",
+            small["anonymous_rss_mib"],
+            "MiB",
+        )
+        report.add(
+            f"anonymous RSS of the log process at {big_label}",
+            big["anonymous_rss_mib"],
+            "MiB",
+        )
+        report.add(
+            f"disk bytes per entry at {label} ({ENTRY_SIZE}-byte entries)",
+            small["disk_per_entry"],
+            "bytes",
+        )
+        report.add(
+            f"disk bytes per entry at {big_label} ({ENTRY_SIZE}-byte entries)",
+            big["disk_per_entry"],
+            "bytes",
+        )
+        report.add(
+            f"large log build rate via append_batch ({big_label})",
+            big["build_rate"],
+            "entries/s",
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(arguments: list[str]) -> int:
+    mode = arguments[0]
+    if mode == "child-append":
+        figures = child_append(Path(arguments[1]), int(arguments[2]))
+    elif mode == "child-large":
+        figures = child_large(Path(arguments[1]), int(arguments[2]), float(arguments[3]))
+    else:
+        raise SystemExit(f"unknown mode {mode!r}; expected child-append or child-large")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

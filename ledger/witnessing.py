@@ -135,6 +135,11 @@ class Witnessing:
         if self.quorum == 0:
             return note
 
+        logger.debug(
+            "requesting cosignatures on tree_size %d from %d witnesses",
+            checkpoint.tree_size,
+            len(self._clients),
+        )
         tasks = {
             asyncio.ensure_future(self._ask(client, note, checkpoint)): client
             for client in self._clients
@@ -153,6 +158,11 @@ class Witnessing:
                     client = tasks[task]
                     try:
                         cosignatures[client.name] = task.result()
+                        logger.debug(
+                            "witness %s cosigned tree_size %d",
+                            client.name,
+                            checkpoint.tree_size,
+                        )
                     except WitnessRequestError as error:
                         failures[client.name] = str(error)
                         logger.warning(

@@ -1,0 +1,151 @@
+"""The local cluster: separate processes that witness and mirror a live log."""
+
+from __future__ import annotations
+
+
+import os
+import subprocess
+import time
+import urllib.request
+
+import psutil
+import pytest
+
+from witnesses.cluster import LEDGER, LocalCluster
+
+
+def fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read()
+
+
+def wait_for_checkpoint(url: str, tree_size: int, accept, timeout: float = 40) -> bytes:
+    """Poll url until it serves a note of at least tree_size that accept() takes."""
+    deadline = time.monotonic() + timeout
+    last = b""
+    while time.monotonic() < deadline:
+        try:
+            last = fetch(url)
+        except OSError:
+            time.sleep(0.2)
+            continue
+        size = int(last.split(b"\n")[1])
+        if size >= tree_size and accept(last):
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not reach tree_size {tree_size}: {last!r}")
+
+
+def append(
+    cluster: LocalCluster, lines: list[bytes], below_quorum: bool = False
+) -> None:
+    """Append through `ledger log append`, which also publishes a checkpoint.
+
+    Below quorum that checkpoint fails, and the command says the entries
+    are durable and exits with 1.
+    """
+    result = subprocess.run(
+        [*LEDGER, "log", "append", "--data", str(cluster.data_dir / "log")],
+        input=b"\n".join(lines) + b"\n",
+        env=cluster.env_for("log"),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if below_quorum:
+        assert result.returncode == 1, result.stderr.decode()
+        assert b"entries are durable" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr.decode()
+
+
+def cosigners(c2sp, note: bytes, vkeys: list[str]) -> int:
+    count = 0
+    for vkey in vkeys:
+        try:
+            c2sp.verify_cosignature(note, vkey)
+        except c2sp.Invalid:
+            continue
+        count += 1
+    return count
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One cluster for the tests of this module, which run in order."""
+    previous = os.environ.get("LEDGER_PASSPHRASE")
+    os.environ["LEDGER_PASSPHRASE"] = "cluster operator passphrase"
+    cluster = LocalCluster(
+        tmp_path_factory.mktemp("cluster"),
+        witnesses=3,
+        quorum=2,
+        checkpoint_interval=0.2,
+    )
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        if previous is None:
+            del os.environ["LEDGER_PASSPHRASE"]
+        else:
+            os.environ["LEDGER_PASSPHRASE"] = previous
+
+
+def test_cluster_witnesses_and_mirrors(cluster, c2sp):
+    names = set(cluster.nodes)
+    assert {"log", "witness-1", "witness-2", "witness-3", "mirror"} <= names
+    pids = {node.pid for node in cluster.nodes.values()}
+    assert None not in pids
+    assert len(pids) == len(cluster.nodes)
+    folders = {node.data_dir for node in cluster.nodes.values()}
+    assert len(folders) == len(cluster.nodes)
+
+    append(cluster, [b"cluster entry %d" % i for i in range(300)])
+
+    def cosigned(note: bytes) -> bool:
+        return cosigners(c2sp, note, cluster.witness_vkeys) >= 2
+
+    note = wait_for_checkpoint(cluster.log_url + "/log/checkpoint", 300, cosigned)
+    c2sp.verify_note_signature(note, cluster.log_vkey)
+    mirrored = wait_for_checkpoint(
+        cluster.mirror_url + "/log/checkpoint", 300, cosigned
+    )
+    c2sp.verify_note_signature(mirrored, cluster.log_vkey)
+    bundle = fetch(cluster.mirror_url + "/log/tile/entries/000")
+    assert bundle == fetch(cluster.log_url + "/log/tile/entries/000")
+
+
+def test_cluster_survives_a_witness_down(cluster, c2sp):
+    base = int(fetch(cluster.log_url + "/log/checkpoint").split(b"\n")[1])
+    cluster.stop_node("witness-1")
+    append(cluster, [b"entry while a witness is down %d" % i for i in range(5)])
+
+    def two_others(note: bytes) -> bool:
+        return cosigners(c2sp, note, cluster.witness_vkeys[1:]) >= 2
+
+    wait_for_checkpoint(cluster.log_url + "/log/checkpoint", base + 5, two_others)
+
+    cluster.stop_node("witness-2")
+    append(cluster, [b"entry below quorum %d" % i for i in range(5)], below_quorum=True)
+    time.sleep(1.5)
+    # Below quorum the log keeps serving its last cosigned checkpoint.
+    note = fetch(cluster.log_url + "/log/checkpoint")
+    assert int(note.split(b"\n")[1]) == base + 5
+    assert two_others(note)
+
+    cluster.start_node("witness-1")
+    wait_for_checkpoint(
+        cluster.log_url + "/log/checkpoint",
+        base + 10,
+        lambda note: cosigners(c2sp, note, cluster.witness_vkeys) >= 2,
+    )
+
+
+def test_cluster_stops_every_process(cluster):
+    pids = [node.pid for node in cluster.nodes.values() if node.pid is not None]
+    assert len(pids) >= 5
+    cluster.stop()
+    for pid in pids:
+        assert not psutil.pid_exists(pid)
+    assert all(node.pid is None for node in cluster.nodes.values())

@@ -1,0 +1,396 @@
+"""A local cluster: the log, witnesses, a mirror and a TSA as separate processes.
+
+Every node is its own `ledger` process with its own data folder under the
+cluster folder and its own port on 127.0.0.1. Each gets its own
+LEDGER_PASSPHRASE, the HMAC-SHA256 of the node name under the operator's
+passphrase, so no node can open another's key and no passphrase is written
+to disk.
+
+    with LocalCluster(Path("demo")) as cluster:
+        cluster.log_url, cluster.witness_urls, cluster.mirror_url
+
+Layout: `DIR/log/` (`ledger init`), `DIR/witness-1/` ... (`ledger witness
+serve`), `DIR/mirror/` (`ledger mirror`), `DIR/tsa/` (`ledger tsa serve`),
+and each node's output in `DIR/<node>/node.log`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from witnesses.keys import PASSPHRASE_VARIABLE, passphrase
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+# Runs the `ledger` entry point with the interpreter of this process, so the
+# cluster works from a virtual environment without its bin/ on PATH.
+LEDGER = [
+    sys.executable,
+    "-c",
+    "import sys; from gateway.cli import main; sys.exit(main())",
+]
+
+
+class ClusterError(Exception):
+    """A node failed to start or to respond in time."""
+
+
+@dataclass
+class Node:
+    """One process of the cluster."""
+
+    name: str
+    data_dir: Path
+    arguments: list[str]
+    url: str = ""
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int | None:
+        """The process id while the node runs, else None."""
+        if self.process is None or self.process.poll() is not None:
+            return None
+        return self.process.pid
+
+
+def free_port(host: str = HOST) -> int:
+    """Return a TCP port that was free on host a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def node_passphrase(operator_passphrase: bytes, node_name: str) -> str:
+    """Derive a node's passphrase from the operator's, distinct per node."""
+    return hmac.new(operator_passphrase, node_name.encode(), hashlib.sha256).hexdigest()
+
+
+def run_ledger(arguments: list[str], env: dict[str, str], log_path: Path) -> None:
+    """Run one `ledger` command to completion; raise ClusterError on failure."""
+    with open(log_path, "ab") as log:
+        result = subprocess.run(
+            LEDGER + arguments,
+            check=False,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+        )
+    if result.returncode != 0:
+        raise ClusterError(
+            f"`ledger {' '.join(arguments)}` exited with {result.returncode}; see {log_path}"
+        )
+
+
+def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait until url returns any HTTP status; raise if the process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ClusterError(
+                f"process {process.pid} exited with {process.returncode}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise ClusterError(f"{url} did not respond within {timeout:.0f} s")
+
+
+class LocalCluster:
+    """The log, `witnesses` witnesses, one mirror and a TSA if available.
+
+    Requires LEDGER_PASSPHRASE in the environment (the operator's) and
+    1 <= quorum <= witnesses. `start()` returns once every node responds to HTTP.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        witnesses: int = 3,
+        quorum: int = 2,
+        tsa: bool | None = None,
+        origin: str | None = None,
+        checkpoint_interval: float = 1.0,
+    ) -> None:
+        if not 0 <= quorum <= witnesses:
+            raise ClusterError(f"quorum {quorum} must be between 0 and {witnesses}")
+        self.data_dir = Path(data_dir).resolve()
+        self.witness_count = witnesses
+        self.quorum = quorum
+        self.checkpoint_interval = checkpoint_interval
+        self.origin = origin or f"ledger.localhost/{self.data_dir.name}"
+        self._operator_passphrase = passphrase()
+        self._tsa = _tsa_available() if tsa is None else tsa
+        self.nodes: dict[str, Node] = {}
+        self.log_vkey = ""
+        self.witness_vkeys: list[str] = []
+
+    def __enter__(self) -> LocalCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # Addresses of the running nodes.
+
+    @property
+    def log_url(self) -> str:
+        return self.nodes["log"].url
+
+    @property
+    def witness_urls(self) -> list[str]:
+        return [
+            self.nodes[f"witness-{i}"].url for i in range(1, self.witness_count + 1)
+        ]
+
+    @property
+    def mirror_url(self) -> str:
+        return self.nodes["mirror"].url
+
+    @property
+    def tsa_url(self) -> str | None:
+        node = self.nodes.get("tsa")
+        return None if node is None else node.url + "/tsa"
+
+    def describe(self) -> list[str]:
+        """Return one line per node: name, URL, PID and data folder."""
+        return [
+            f"{node.name:<10} {node.url:<28} pid {node.pid} {node.data_dir}"
+            for node in self.nodes.values()
+        ]
+
+    def env_for(self, name: str) -> dict[str, str]:
+        """Return the environment of node `name`, with its own passphrase."""
+        env = dict(os.environ)
+        env[PASSPHRASE_VARIABLE] = node_passphrase(self._operator_passphrase, name)
+        return env
+
+    # Life cycle.
+
+    def start(self) -> None:
+        """Create what is missing, then start every node and wait for it."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log_dir = self.data_dir / "log"
+        log_dir.mkdir(exist_ok=True)
+
+        # 1. The log's key comes first: the witnesses and the mirror need it.
+        if not (log_dir / "log.vkey").exists():
+            run_ledger(
+                ["init", "--data", str(log_dir), "--origin", self.origin],
+                self.env_for("log"),
+                log_dir / "node.log",
+            )
+        self.log_vkey = (log_dir / "log.vkey").read_text().strip()
+
+        # 2. A TSA, when `ledger tsa serve` exists.
+        if self._tsa:
+            tsa_dir = self.data_dir / "tsa"
+            port = free_port()
+            self.nodes["tsa"] = Node(
+                "tsa",
+                tsa_dir,
+                ["tsa", "serve", "--data", str(tsa_dir), "--listen", f"{HOST}:{port}"],
+                f"http://{HOST}:{port}",
+            )
+
+        # 3. The witnesses, each with its own key created on first start.
+        self.witness_vkeys = []
+        for i in range(1, self.witness_count + 1):
+            name = f"witness-{i}"
+            folder = self.data_dir / name
+            self.nodes[name] = Node(
+                name,
+                folder,
+                [
+                    "witness",
+                    "serve",
+                    "--data",
+                    str(folder),
+                    "--listen",
+                    f"{HOST}:0",
+                    "--log",
+                    str(log_dir / "log.vkey"),
+                    "--name",
+                    f"{name}.{self.origin.split('/')[0]}",
+                ],
+            )
+        # Python start-up dominates, so the processes start side by side.
+        deadlines = {name: self._spawn(name) for name in self.nodes}
+        for name, deadline in deadlines.items():
+            self._await(name, deadline)
+        for i in range(1, self.witness_count + 1):
+            vkey_path = self.data_dir / f"witness-{i}" / "witness.vkey"
+            self.witness_vkeys.append(vkey_path.read_text().strip())
+
+        # 4. The log, configured with the witnesses and the quorum.
+        self._configure_log(log_dir)
+        port = free_port()
+        arguments = ["serve", "--data", str(log_dir), "--listen", f"{HOST}:{port}"]
+        arguments += ["--checkpoint-interval", str(self.checkpoint_interval)]
+        if self._tsa and _serve_accepts("--tsa"):
+            arguments += ["--tsa", self.tsa_url or ""]
+        self.nodes["log"] = Node("log", log_dir, arguments, f"http://{HOST}:{port}")
+        log_deadline = self._spawn("log")
+
+        # 5. The mirror follows the log and gossips with the witnesses.
+        mirror_dir = self.data_dir / "mirror"
+        arguments = [
+            "mirror",
+            "--source",
+            self.log_url,
+            "--data",
+            str(mirror_dir),
+            "--listen",
+            f"{HOST}:0",
+            "--log",
+            str(log_dir / "log.vkey"),
+        ]
+        for url in self.witness_urls:
+            arguments += ["--peer", url]
+        self.nodes["mirror"] = Node("mirror", mirror_dir, arguments)
+        mirror_deadline = self._spawn("mirror")
+        self._await("log", log_deadline)
+        self._await("mirror", mirror_deadline)
+
+    def _configure_log(self, log_dir: Path) -> None:
+        from ledger.store import LogConfig, LogStore
+
+        with LogStore(log_dir / "log.lmdb") as store:
+            origin = store.config().origin
+            witnesses = tuple(zip(self.witness_urls, self.witness_vkeys))
+            store.write_config(LogConfig(origin, witnesses, self.quorum))
+
+    def start_node(self, name: str) -> Node:
+        """Start (or restart) node `name` and wait until it responds to HTTP."""
+        deadline = self._spawn(name)
+        return self._await(name, deadline)
+
+    def _spawn(self, name: str) -> float:
+        """Start node `name` unless it runs; return the deadline for its start."""
+        node = self.nodes[name]
+        deadline = time.monotonic() + START_TIMEOUT
+        if node.pid is not None:
+            return deadline
+        node.data_dir.mkdir(parents=True, exist_ok=True)
+        if f"{HOST}:0" in node.arguments:
+            (node.data_dir / "node.url").unlink(missing_ok=True)
+        with open(node.data_dir / "node.log", "ab") as log:
+            node.process = subprocess.Popen(
+                LEDGER + node.arguments,
+                env=self.env_for(name),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return deadline
+
+    def _await(self, name: str, deadline: float) -> Node:
+        """Wait until node `name` wrote its URL and responds to HTTP."""
+        node = self.nodes[name]
+        assert node.process is not None
+        url_file = node.data_dir / "node.url"
+        if f"{HOST}:0" in node.arguments:
+            while not url_file.exists():
+                if node.process.poll() is not None or time.monotonic() > deadline:
+                    raise ClusterError(
+                        f"{name} did not start; see {node.data_dir / 'node.log'}"
+                    )
+                time.sleep(0.05)
+            node.url = url_file.read_text().strip()
+            # Keep the port across restarts, so that the log's witness list
+            # and the mirror's source stay valid.
+            node.arguments = [
+                node.url.removeprefix("http://")
+                if argument == f"{HOST}:0"
+                else argument
+                for argument in node.arguments
+            ]
+        try:
+            wait_for_http(
+                node.url + "/", node.process, max(1.0, deadline - time.monotonic())
+            )
+        except ClusterError as error:
+            raise ClusterError(
+                f"{name}: {error}; see {node.data_dir / 'node.log'}"
+            ) from error
+        return node
+
+    def stop_node(self, name: str, sig: int = signal.SIGTERM) -> None:
+        """Stop node `name` with sig (SIGKILL for a crash) and reap it."""
+        node = self.nodes[name]
+        if node.process is None:
+            return
+        if node.process.poll() is None:
+            node.process.send_signal(sig)
+            try:
+                node.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait()
+        node.process = None
+
+    def stop(self) -> None:
+        """Stop every node: the mirror and the log first, then the others.
+
+        Each group gets SIGTERM at once and STOP_TIMEOUT seconds to exit,
+        after which a node still running gets SIGKILL.
+        """
+        first = [name for name in ("mirror", "log") if name in self.nodes]
+        rest = [name for name in self.nodes if name not in first]
+        for group in (first, rest):
+            running = [self.nodes[name] for name in group if self.nodes[name].pid]
+            for node in running:
+                node.process.send_signal(signal.SIGTERM)
+            for name in group:
+                self.stop_node(name)
+
+    def wait(self) -> None:
+        """Block until a node exits; raise ClusterError naming it."""
+        while True:
+            for node in self.nodes.values():
+                if node.process is not None and node.process.poll() is not None:
+                    raise ClusterError(
+                        f"{node.name} exited with {node.process.returncode}; "
+                        f"see {node.data_dir / 'node.log'}"
+                    )
+            time.sleep(0.5)
+
+
+def _serve_accepts(option: str) -> bool:
+    """Return whether `ledger serve` has the given option."""
+    import argparse
+
+    import ledger.cli
+
+    parser = argparse.ArgumentParser()
+    ledger.cli.register(parser.add_subparsers())
+    for action in parser._subparsers._group_actions:
+        serve = action.choices.get("serve")
+        if serve is not None:
+            return any(option in a.option_strings for a in serve._actions)
+    return False
+
+
+def _tsa_available() -> bool:
+    try:
+        import ledger.tsa.cli  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -17,7 +17,7 @@ from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from ledger.tsa import der
 from ledger.tsa.keys import TsaCredentials
@@ -27,6 +27,10 @@ ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
 ID_CONTENT_TYPE = "1.2.840.113549.1.9.3"
 ID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
 ID_SIGNING_CERTIFICATE_V2 = "1.2.840.113549.1.9.16.2.47"
+
+
+_PREHASHED = utils.Prehashed(hashes.SHA256())
+_ECDSA_PREHASHED = ec.ECDSA(_PREHASHED)
 
 
 def oid(dotted: str) -> bytes:
@@ -198,6 +202,9 @@ class TokenSigner:
         )
 
     def _sign(self, data: bytes) -> bytes:
+        # hashlib then a prehashed signature is faster than letting
+        # cryptography hash, which fetches the digest from OpenSSL per call.
+        digest = hashlib.sha256(data).digest()
         if isinstance(self._key, ec.EllipticCurvePrivateKey):
-            return self._key.sign(data, ec.ECDSA(hashes.SHA256()))
-        return self._key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+            return self._key.sign(digest, _ECDSA_PREHASHED)
+        return self._key.sign(digest, padding.PKCS1v15(), _PREHASHED)

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from ledger.merkle import (
     HASH_SIZE,
+    EdgeCache,
     TileError,
     TreeRangeError,
     consistency_proof,
@@ -33,6 +34,8 @@ from ledger.merkle import (
 from ledger.store import LogSource, NotFoundError, PublishedCheckpoint
 
 SOURCE_KEY: web.AppKey[LogSource] = web.AppKey("ledger_log_source", LogSource)
+# Hashes of the tree's right edge, shared by the proofs of one tree_size.
+EDGE_CACHE_KEY: web.AppKey[EdgeCache] = web.AppKey("ledger_edge_cache", EdgeCache)
 
 # C2SP tlog-tiles: the checkpoint is mutable and must not be cached beyond a
 # few seconds; tiles and entry bundles never change once served.
@@ -212,7 +215,8 @@ async def _inclusion(request: web.Request) -> web.Response:
             404 if leaf_hash is not None else 400,
             f"leaf_index {leaf_index} is not in the tree of tree_size {tree_size}",
         )
-    proof = inclusion_proof(leaf_index, tree_size, source)
+    cache = request.app[EDGE_CACHE_KEY]
+    proof = inclusion_proof(leaf_index, tree_size, source, cache=cache)
     if leaf_hash is None:
         leaf_hash = source.read_hashes([(0, leaf_index)])[0]
     payload = {
@@ -239,7 +243,8 @@ async def _consistency(request: web.Request) -> web.Response:
             f"size1 {size1} and size2 {size2} must satisfy 0 < size1 <= size2;"
             " every tree extends the empty tree, so size1 = 0 needs no proof",
         )
-    proof = consistency_proof(size1, size2, source)
+    cache = request.app[EDGE_CACHE_KEY]
+    proof = consistency_proof(size1, size2, source, cache=cache)
     payload = {
         "size1": size1,
         "size2": size2,
@@ -255,6 +260,7 @@ async def _consistency(request: web.Request) -> web.Response:
 def add_read_routes(app: web.Application, source: LogSource) -> None:
     """Add the /log/ read API, served from source, to an aiohttp application."""
     app[SOURCE_KEY] = source
+    app[EDGE_CACHE_KEY] = EdgeCache()
     app.router.add_get("/log/checkpoint", _checkpoint)
     app.router.add_get("/log/checkpoint.tsr", _checkpoint_token)
     app.router.add_get("/log/tile/{path:.+}", _tile)

@@ -16,7 +16,7 @@ from identity.errors import ConsentError, RateLimitedError
 
 @dataclass(frozen=True)
 class TotpPolicy:
-    """How strictly one-time passwords are checked.
+    """The limits applied to one-time passwords.
 
     `window` is the clock skew accepted, in time steps either side. After
     each wrong code the next attempt waits 2**(failures - 1) seconds, at

@@ -4,7 +4,7 @@ What protects a custody key: it is stored as PKCS#8 PEM encrypted under a
 passphrase derived from the service passphrase (LEDGER_PASSPHRASE), so
 anyone who runs the service with its store and passphrase can decrypt
 every custody key. The one-time password is a policy gate, not a cryptographic
-barrier, because the service holds the TOTP secrets too: the service
+barrier, because the service stores the TOTP secrets too: the service
 decrypts a key only after a correct code, records a `consent` entry naming
 the document first, and keeps no decrypted copy after handing the key to
 the caller for one signature. A signer who needs more than that brings

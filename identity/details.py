@@ -102,8 +102,8 @@ class EnterpriseDetails:
     """An enterprise: its legal name, registration number and signatory.
 
     `signatory` is the party_id of an enrolled person authorised to sign
-    for the enterprise; that person's e-mail or phone receives the proofing
-    code and the enterprise's TOTP secret.
+    for the enterprise. That person receives the proofing code by e-mail or
+    phone, and the certificate's commonName is that person's name.
     """
 
     legal_name: str

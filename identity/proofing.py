@@ -2,7 +2,7 @@
 
 In production an external provider proves who a person is. Here a verifier
 is anything with a `name` that can begin a challenge and complete it into a
-`ProofingResult`; the service logs the verifier's name, its method and the
+`ProofingResult`. The service logs the verifier's name, its method and the
 result, never the evidence. The built-in `DocumentCodeVerifier` checks the
 check digit of the document number and sends a one-time code to the e-mail
 address or phone number being enrolled.
@@ -34,9 +34,9 @@ class ProofingResult:
 class ProofingClaims:
     """The facts a verifier checks for one enrolment.
 
-    `kind` is "person" or "enterprise"; `document_number` is the national ID
-    number of a person or the registration number of an enterprise;
-    `channel` is "email" or "phone" and `address` the e-mail address or
+    `kind` is "person" or "enterprise". `document_number` is the national ID
+    number of a person or the registration number of an enterprise.
+    `channel` is "email" or "phone", and `address` is the e-mail address or
     phone number that receives the code.
     """
 

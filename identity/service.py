@@ -184,7 +184,7 @@ class IdentityService:
                 )
             # NOTE: a brought certificate is checked for its validity period
             # and key usage only. Its chain and revocation status are left to
-            # whoever validates the signatures it makes.
+            # the validator of the signatures it makes.
             _check_signing_certificate(certificate, self._clock())
         challenge_id = await self._verifier.begin(claims)
         now = self._clock()

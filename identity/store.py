@@ -163,7 +163,7 @@ class IdentityStore:
         """Delete the personal data, salts and secrets of `party_id`.
 
         NOTE: LMDB does not overwrite freed pages, so the old bytes stay in
-        the file until later writes reuse those pages; a compacting copy
+        the file until later writes reuse those pages. A compacting copy
         (`lmdb.Environment.copy(path, compact=True)`) drops them at once.
         """
         with self._env.begin(write=True) as txn:

@@ -13,6 +13,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import RevokedError
 
@@ -304,3 +306,24 @@ def test_base_url_checked_and_normalised():
     assert CaSettings("https://ledger.example/").base_url == "https://ledger.example"
     with pytest.raises(InvalidInputError, match="base_url"):
         CaSettings("ledger.example")
+
+
+def test_ocsp_never_raises_on_mutated_requests(ca):
+    valid = ocsp_request(ca, issue_leaf(ca)[1], nonce=b"n" * 16)
+
+    @settings(max_examples=150)
+    @given(data=st.data())
+    def check(data):
+        request = bytearray(valid)
+        for _ in range(data.draw(st.integers(1, 4))):
+            position = data.draw(st.integers(0, len(request) - 1))
+            request[position] = data.draw(st.integers(0, 255))
+        cut = data.draw(st.integers(1, len(request)))
+        answer = ocsp.load_der_ocsp_response(ca.ocsp_response(bytes(request[:cut])))
+        assert answer.response_status in (
+            ocsp.OCSPResponseStatus.SUCCESSFUL,
+            ocsp.OCSPResponseStatus.MALFORMED_REQUEST,
+            ocsp.OCSPResponseStatus.UNAUTHORIZED,
+        )
+
+    check()

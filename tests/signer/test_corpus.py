@@ -1,7 +1,8 @@
 """End to end on real-world PDFs: prepare, sign, countersign, validate twice.
 
 Each corpus file gets a first signature (visible) and a countersignature
-(invisible) by two parties, as incremental updates. pyHanko and poppler's
+(invisible) by two parties, as incremental updates, and is then upgraded to
+PAdES B-LTA as the contract store does. pyHanko and poppler's
 pdfsig must both find the two new signatures valid, the earlier signatures
 still intact, and the file unmodified after the last signature. After one
 signed byte is changed, both must report it.
@@ -19,9 +20,9 @@ import pytest
 from pyhanko.sign.diff_analysis import ModificationLevel
 
 from signer.errors import ChangesForbiddenError, PasswordError, SignerError
-from signer.pades import countersign_pdf, sign_pdf
+from signer.pades import countersign_pdf, sign_pdf, upgrade_to_lta
 from signer.prepare import prepare_pdf
-from signer.validate import run_pdfsig
+from signer.validate import run_pdfsig, validation_context
 
 from .conftest import SigningPki, change_one_signed_byte
 
@@ -151,3 +152,22 @@ async def test_corpus_file(case: Case, corpus_dir: Path, pki: SigningPki, timest
     if case.author is not None:
         with pikepdf.open(io.BytesIO(second.data), password=case.password or "") as pdf:
             assert str(pdf.docinfo["/Author"]) == case.author
+
+    # 7. The stored form: B-LTA with the CRLs embedded and a document time
+    #    stamp over the whole file. Foreign signatures get no validation data.
+    context = validation_context(pki.trust_roots, other_certs=pki.chain, crls=pki.crls)
+    lta = await upgrade_to_lta(
+        second.data, context, timestamper, password=case.password
+    )
+    assert lta.covered_fields == (first.field_name, second.field_name)
+    assert len(lta.skipped_fields) == case.existing_signatures
+    lta_reports = await pki.validate(lta.data, case.password, diff_analysis=False)
+    assert lta_reports[-1].kind == "document time stamp"
+    assert lta_reports[-1].coverage == "ENTIRE_FILE"
+    for report in lta_reports[-3:]:
+        assert report.intact, report.summary
+        assert report.valid, report.summary
+        assert report.trusted, report.summary
+    lta_pdfsig = run_pdfsig(lta.data, case.password)
+    assert all(signature.valid for signature in lta_pdfsig[:-1]), lta_pdfsig
+    assert lta_pdfsig[-1].total_document_signed

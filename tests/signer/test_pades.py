@@ -199,6 +199,11 @@ async def test_upgrade_to_lta_embeds_crls(pki: SigningPki, timestamper, contract
     assert [r.kind for r in reports][-1] == "document time stamp"
     assert all(r.intact and r.valid and r.trusted for r in reports)
     assert reports[-1].coverage == "ENTIRE_FILE"
+    # poppler 22.12 lists document time stamps without verifying them.
+    signatures = run_pdfsig(lta.data)
+    assert [s.valid for s in signatures[:2]] == [True, True]
+    assert signatures[2].total_document_signed
+    assert signatures[2].signer_common_name == "Test Time-Stamp Authority"
 
 
 async def test_lta_validates_from_embedded_data_only(

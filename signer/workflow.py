@@ -27,7 +27,10 @@ Entry fields beside the common `v`, `type`, `time`, `contract` and `prev`
                  ciphertext (hash of the sealed document), locations
 
 Concurrency and crashes: one asyncio lock per contract serialises its steps,
-and each step checks the status inside the lock. A step first saves its new
+and each step checks the status inside the lock. The status is checked once
+more in the index transaction that records the pending entry, so services
+in separate processes over one index log each step once (though each may
+have done the step's work, such as delivering a message). A step first saves its new
 working copy, then records the encoded entry as `pending` in the contract
 index, then appends it, then applies the step to the record. A crash after
 the pending record is written is completed by the next call on that
@@ -752,11 +755,17 @@ class ContractService:
         step: dict[str, Any],
     ) -> Record:
         pending = self._pending(entry, apply, step)
-        await asyncio.to_thread(
-            self.index.update,
-            contract_id,
-            lambda record: record.update(pending=pending),
-        )
+        required = TRANSITIONS[entry["type"]][0]
+
+        # The status is checked again in the same LMDB transaction that
+        # records the pending entry, so that two processes sharing the
+        # index cannot both log the step; the asyncio lock covers only one.
+        def set_pending(record: Record) -> None:
+            if record["status"] != required or "pending" in record:
+                raise StepOrderError(contract_id, entry["type"], record["status"])
+            record["pending"] = pending
+
+        await asyncio.to_thread(self.index.update, contract_id, set_pending)
         return await self._finish_pending(contract_id)
 
     async def _finish_pending(self, contract_id: str) -> Record:
@@ -768,6 +777,10 @@ class ContractService:
         now = _now_ms(self.clock)
 
         def apply(record: Record) -> None:
+            # Another caller may have applied this entry meanwhile.
+            current = record.get("pending")
+            if current is None or current["entry"] != pending["entry"]:
+                return
             record.update(pending["apply"])
             record["steps"].append(
                 {

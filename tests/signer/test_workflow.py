@@ -400,6 +400,25 @@ async def test_concurrent_signs_log_once(setup, contract_pdf):
     assert types == ["upload", "sign"]
 
 
+async def test_two_services_log_step_once(setup, contract_pdf):
+    # Two services over one index, as two processes would be: their locks
+    # are separate, so both deliver, but the index lets only one log.
+    record = await run_to(setup, contract_pdf, "signed")
+    contract_id = record["contract"]
+    other = setup.new_service(setup.sequencer)
+    results = await asyncio.gather(
+        setup.service.send(contract_id),
+        other.send(contract_id),
+        return_exceptions=True,
+    )
+    sent = [result for result in results if isinstance(result, dict)]
+    rejected = [result for result in results if isinstance(result, StepOrderError)]
+    assert len(sent) == 1, results
+    assert len(rejected) == 1, results
+    types = [entry["type"] for entry in setup.contract_entries(contract_id)]
+    assert types == ["upload", "sign", "send"]
+
+
 async def test_upload_rejects_bad_input(setup, contract_pdf):
     size = setup.log_store.tree_size()
     erika, john = setup.parties["erika"], setup.parties["john"]

@@ -50,9 +50,17 @@ class WitnessRequestError(Exception):
     """One witness did not return a valid cosignature for one checkpoint."""
 
 
+# A witness URL of the form unix:<path> is reached through that Unix socket.
+UNIX_PREFIX = "unix:"
+
+
 @dataclass(frozen=True)
 class WitnessEndpoint:
-    """A witness of the log: its submission prefix URL and cosignature vkey."""
+    """A witness of the log: its submission prefix URL and cosignature vkey.
+
+    The URL is `http://host:port[/prefix]`, or `unix:<path>` for a witness
+    listening on a Unix socket (for example in another network namespace).
+    """
 
     url: str
     vkey: str
@@ -86,6 +94,13 @@ class _WitnessClient:
         # request starts from 0 and a 409 then returns the real size.
         self.tree_size: int | None = None
         self.lock = asyncio.Lock()
+        self.unix_path: str | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.url = endpoint.url.rstrip("/")
+        if endpoint.url.startswith(UNIX_PREFIX):
+            self.unix_path = endpoint.url.removeprefix(UNIX_PREFIX)
+            # The host name is ignored on a Unix socket.
+            self.url = "http://localhost"
 
 
 class Witnessing:
@@ -207,8 +222,18 @@ class Witnessing:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        for client in self._clients:
+            if client.session is not None:
+                await client.session.close()
+                client.session = None
 
-    def _http(self) -> aiohttp.ClientSession:
+    def _http(self, client: _WitnessClient) -> aiohttp.ClientSession:
+        if client.unix_path is not None:
+            # A witness behind a Unix socket gets a session of its own.
+            if client.session is None:
+                connector = aiohttp.UnixConnector(path=client.unix_path)
+                client.session = aiohttp.ClientSession(connector=connector)
+            return client.session
         if self._session is None:
             self._session = aiohttp.ClientSession()
         return self._session
@@ -262,10 +287,12 @@ class Witnessing:
         if 0 < old_size < checkpoint.tree_size:
             proof = self._consistency_proof(old_size, checkpoint.tree_size)
         body = format_add_checkpoint(old_size, proof, note)
-        url = client.endpoint.url.rstrip("/") + "/add-checkpoint"
+        url = client.url + "/add-checkpoint"
         timeout = aiohttp.ClientTimeout(total=self._timeout)
         try:
-            async with self._http().post(url, data=body, timeout=timeout) as response:
+            async with self._http(client).post(
+                url, data=body, timeout=timeout
+            ) as response:
                 content = await response.content.read(MAX_RESPONSE_BYTES + 1)
                 status = response.status
                 content_type = response.content_type

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--listen",
         required=True,
         metavar="HOST:PORT",
-        help="address to listen on (port 0 picks one)",
+        help="address to listen on (port 0 picks one), or unix:PATH for a Unix socket",
     )
     serve.add_argument(
         "--log",

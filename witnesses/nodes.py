@@ -27,6 +27,9 @@ from witnesses.witness_http import build_app
 logger = logging.getLogger("witnesses.nodes")
 
 URL_FILE = "node.url"
+# A Unix socket reaches a node in another network namespace without any IP
+# traffic; the node's URL is then `unix:<path>`.
+UNIX_PREFIX = "unix:"
 WITNESS_KEY_FILE = "witness.key"
 WITNESS_VKEY_FILE = "witness.vkey"
 MIRROR_LOG_VKEY_FILE = "log.vkey"
@@ -37,7 +40,14 @@ class NodeConfigError(Exception):
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
-    """Split HOST:PORT; raise NodeConfigError for anything else."""
+    """Split HOST:PORT, or return ("unix:PATH", 0) for a Unix socket path.
+
+    Raises NodeConfigError for anything else.
+    """
+    if listen.startswith(UNIX_PREFIX):
+        if len(listen) == len(UNIX_PREFIX):
+            raise NodeConfigError("invalid --listen unix: without a socket path")
+        return listen, 0
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise NodeConfigError(f"invalid --listen {listen!r}; expected HOST:PORT")
@@ -113,11 +123,16 @@ async def _serve(
 ) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    sockets = site._server.sockets if site._server is not None else []
-    bound_port = sockets[0].getsockname()[1] if sockets else port
-    url = f"http://{host}:{bound_port}"
+    if host.startswith(UNIX_PREFIX):
+        path = host.removeprefix(UNIX_PREFIX)
+        await web.UnixSite(runner, path).start()
+        url = UNIX_PREFIX + path
+    else:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        sockets = site._server.sockets if site._server is not None else []
+        bound_port = sockets[0].getsockname()[1] if sockets else port
+        url = f"http://{host}:{bound_port}"
     (data_dir / URL_FILE).write_text(url + "\n")
     logger.info("listening on %s", url)
     return runner

@@ -4,8 +4,8 @@ Figures, each measured in the same run:
 
 1. Sustained durable append rate through the Sequencer: LEDGER_BENCH_ENTRIES
    (default 1,000,000) entries of 300 bytes from 64 concurrent writers, each
-   with 64 appends in flight, against pymerkle 7's InmemoryTree and
-   SqliteTree appending the same entries; then a tenth as many with one
+   with 64 appends in flight. pymerkle 7's InmemoryTree and SqliteTree
+   append the same entries. Then a tenth as many entries follow with one
    append in flight per writer.
 2. Integration latency (submit to durable) at half the rate of step 1.
 3. Inclusion and consistency proof latency at 1M leaves and at the large
@@ -40,7 +40,7 @@ ENTRY_SIZE = 300
 WRITERS = 64
 # Appends each writer keeps outstanding in the throughput run. With one in
 # flight, 64 writers put at most 64 entries into each fsync'ed commit, so
-# the rate is bound by fsync latency; both runs are reported.
+# fsync latency bounds that rate. Both runs are reported.
 PIPELINE = 64
 SAMPLES = 5_000
 

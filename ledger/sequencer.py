@@ -132,8 +132,8 @@ class Sequencer:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            # The time window: callers that are already runnable (such as
-            # those just answered by the previous commit) join the batch.
+            # The time window: callers that are already runnable, such as
+            # those whose previous append the last commit returned, join.
             # It closes when a loop iteration brings no new entry, when
             # the batch is full, or after max_delay; entries that arrive
             # during a commit form the next batch (group commit).

@@ -232,7 +232,7 @@ class _View:
     def read_entry_bundle(self, index: int, width: int) -> bytes:
         """Return the first `width` entries of bundle `index` as a bundle.
 
-        Requires 1 <= width <= 256; raises NotFoundError when the tree holds
+        Requires 1 <= width <= 256; raises NotFoundError when the tree has
         fewer than index * 256 + width entries.
         """
         tree_size = self.tree_size()
@@ -338,8 +338,8 @@ def _find_leaf(txn, leaves_db, leaf_hash: bytes, read_hash) -> int | None:
 class _BatchWriter:
     """Appends entries and stored hashes inside one write transaction.
 
-    Serves as the HashReader of stored_hashes_for_leaf: it sees the hashes
-    computed earlier in the same batch before they reach LMDB.
+    Serves as the HashReader of stored_hashes_for_leaf, and returns the
+    hashes computed earlier in the same batch before they reach LMDB.
     """
 
     store: LogStore

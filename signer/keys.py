@@ -163,8 +163,10 @@ class InMemorySigner(Signer):
         """Return an upper bound on the DER size of a CMS SignedData made by
         this signer whose unsigned attributes take `unsigned_attributes_size`
         bytes, such as a signature time-stamp token."""
-        certificates = [self.signing_cert, *self.cert_registry]
-        issuer = len(self.signing_cert.issuer.dump())
+        signing_cert = self.signing_cert
+        assert signing_cert is not None, "set in __init__"
+        certificates = [signing_cert, *self.cert_registry]
+        issuer = len(signing_cert.issuer.dump())
         return (
             sum(len(cert.dump()) for cert in certificates)
             + self._max_signature_size

@@ -301,6 +301,9 @@ async def sign_pdf(
     it. `password` opens an encrypted document.
     Raises `SignerError` subclasses on bad input or a failed time stamp.
     """
+    signing_cert = signer.signing_cert
+    if signing_cert is None:
+        raise SigningError("the signer has no certificate; PAdES needs one")
     writer = _open_writer(data, password)
     reader = writer.prev
     name, exists = _choose_field(reader, field_name)
@@ -353,7 +356,7 @@ async def sign_pdf(
         field_name=name,
         sha256_before=hashlib.sha256(data).digest(),
         sha256_after=hashlib.sha256(signed).digest(),
-        signer_certificate_sha256=hashlib.sha256(signer.signing_cert.dump()).digest(),
+        signer_certificate_sha256=hashlib.sha256(signing_cert.dump()).digest(),
         time_stamp_token=token,
         time_stamp_token_sha256=hashlib.sha256(token).digest(),
     )

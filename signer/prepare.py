@@ -206,7 +206,9 @@ def _signature_fields(pdf: pikepdf.Pdf) -> list[pikepdf.Dictionary]:
     fields = []
     seen: set[tuple[int, int]] = set()
     # Each stack item is a field and its inherited /FT, ISO 32000-2 12.7.4.1.
-    stack = [(field, None) for field in acroform.get("/Fields", [])]
+    stack: list[tuple[pikepdf.Object, pikepdf.Object | None]] = [
+        (field, None) for field in acroform.get("/Fields", [])
+    ]
     while stack:
         field, inherited_type = stack.pop()
         if not isinstance(field, pikepdf.Dictionary):

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeAlias
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
@@ -39,7 +40,7 @@ from pyhanko_certvalidator import ValidationContext
 from signer.errors import InvalidPdfError, PasswordError, SignatureInvalidError
 from signer.keys import to_asn1_certificate
 
-Certificate = x509.Certificate | asn1_x509.Certificate
+Certificate: TypeAlias = x509.Certificate | asn1_x509.Certificate
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,8 @@ def _report(
     field_name: str, status: PdfSignatureStatus | DocumentTimestampStatus
 ) -> SignatureReport:
     cert = status.signing_cert
+    signing_time: datetime | None
+    time_stamp_time: datetime | None
     if isinstance(status, DocumentTimestampStatus):
         kind = "document time stamp"
         signing_time = None
@@ -181,6 +184,7 @@ async def async_validate_pdf(
         # A fresh context per signature, because pyHanko caches validated
         # paths in it and each signature is judged on its own.
         context = validation_context(roots, other_certs=others, crls=crl_list)
+        status: PdfSignatureStatus | DocumentTimestampStatus
         if embedded.sig_object_type == "/DocTimeStamp":
             status = await async_validate_pdf_timestamp(
                 embedded, context, skip_diff=not diff_analysis

@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from ledger.merkle import root_hash
-from ledger.store import LogStore, PublishedCheckpoint
+from ledger.store import LogStore, PublishedCheckpoint, StoreError
 
 logger = logging.getLogger("ledger.publisher")
 
@@ -59,9 +59,12 @@ class Publisher:
     """Publishes checkpoints of a store's committed tree at a fixed interval.
 
     `sign_checkpoint(tree_size, root_hash)` returns the signed checkpoint
-    note. Requires 0 < interval <= idle_interval (seconds). When quorum > 0
-    a cosign hook is required, and a published note carries at least
-    quorum signatures besides the log's own.
+    note. Requires 0 < interval <= idle_interval (seconds). The quorum is
+    the larger of the `quorum` argument and the quorum in the store's
+    configuration, so a restart without witness options still never
+    publishes below it. When the quorum is above 0 a cosign hook is
+    required, and a published note carries at least quorum signatures
+    besides the log's own.
     """
 
     def __init__(
@@ -81,6 +84,11 @@ class Publisher:
                 f"interval {interval} and idle_interval {idle_interval} must"
                 " satisfy 0 < interval <= idle_interval"
             )
+        try:
+            quorum = max(quorum, store.config().quorum)
+        except StoreError:
+            # A store without configuration has no witnesses to require.
+            pass
         if quorum > 0 and cosign is None:
             raise ValueError(
                 f"the log requires {quorum} cosignatures but no cosign hook was"

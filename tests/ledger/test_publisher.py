@@ -14,6 +14,7 @@ from ledger.merkle import root_hash
 from ledger.note import CosignatureSigner, parse_note, verify_note
 from ledger.publisher import Publisher, PublishError, count_signatures
 from ledger.sequencer import Sequencer
+from ledger.store import LogConfig
 from ledger.tsa.authority import TimeStampAuthority
 from ledger.tsa.keys import create_credentials
 from ledger.tsa.verify import verify_token
@@ -154,6 +155,22 @@ async def test_cosign_for_other_checkpoint_rejected(log):
 async def test_quorum_requires_cosign_hook(log):
     with pytest.raises(ValueError, match="cosign hook"):
         Publisher(log.store, log.checkpoint_signer(), quorum=1)
+
+
+async def test_stored_quorum_enforced_without_options(log):
+    witnesses = make_witnesses(2)
+    vkeys = tuple((f"http://127.0.0.1:{9000 + i}", w.vkey) for i, w in enumerate(witnesses))
+    log.store.write_config(LogConfig(ORIGIN, vkeys, 2))
+    # A restart that forgets the witness options must not publish uncosigned.
+    with pytest.raises(ValueError, match="requires 2 cosignatures"):
+        Publisher(log.store, log.checkpoint_signer())
+    publisher = Publisher(
+        log.store, log.checkpoint_signer(), cosign=witness_hook(witnesses[:1])
+    )
+    log.store.append_batch([b"entry"])
+    with pytest.raises(PublishError, match="below the quorum of 2"):
+        await publisher.publish()
+    assert log.store.latest_checkpoint() is None
 
 
 async def test_slow_witness_never_blocks_appends(log):

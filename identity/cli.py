@@ -1,17 +1,23 @@
-"""`ledger identity ...`: create the certificate authority, export its CRLs."""
+"""`ledger identity ...`: create the CA, export CRLs, revoke and erase parties."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from identity.service import IdentityService
 
 PASSPHRASE_VARIABLE = "LEDGER_PASSPHRASE"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `identity` command and its `init-ca` and `crl` subcommands."""
+    """Add the `identity` command and its subcommands."""
     identity = subparsers.add_parser(
         "identity", help="certificate authority of the identity service"
     )
@@ -51,6 +57,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     crl.set_defaults(handler=run_crl)
 
+    revoke = commands.add_parser(
+        "revoke",
+        help="revoke a party's certificate and append a revoke entry to the log",
+    )
+    _add_party_arguments(revoke)
+    revoke.add_argument(
+        "--reason",
+        default="unspecified",
+        choices=[
+            "unspecified",
+            "key_compromise",
+            "affiliation_changed",
+            "superseded",
+            "cessation_of_operation",
+        ],
+        help="RFC 5280 revocation reason (default unspecified)",
+    )
+    revoke.set_defaults(handler=run_revoke)
+
+    erase = commands.add_parser(
+        "erase",
+        help="on a person's request: revoke, then delete their personal data "
+        "and salts, which leaves their log entries unlinkable",
+    )
+    _add_party_arguments(erase)
+    erase.set_defaults(handler=run_erase)
+
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -63,6 +96,21 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="public URL prefix under which /ca/ is served, for example "
         "https://ledger.example; written into certificates and CRLs",
     )
+
+
+def _add_party_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_common(parser)
+    parser.add_argument(
+        "--log", required=True, type=Path, metavar="DIR", help="data folder of the log"
+    )
+    parser.add_argument(
+        "--identity",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="folder of the identity service's private LMDB store",
+    )
+    parser.add_argument("party_id", help="the party_id to act on")
 
 
 def _passphrase(command: str) -> bytes | None:
@@ -128,4 +176,71 @@ def run_crl(args: argparse.Namespace) -> int:
         return 1
     finally:
         ca.close()
+    return 0
+
+
+def run_revoke(args: argparse.Namespace) -> int:
+    """Run `ledger identity revoke` and return the exit status."""
+    from cryptography import x509
+
+    reason = x509.ReasonFlags[args.reason]
+    return _run_on_party(
+        args, "revoke", lambda service: service.revoke(args.party_id, reason)
+    )
+
+
+def run_erase(args: argparse.Namespace) -> int:
+    """Run `ledger identity erase` and return the exit status."""
+    return _run_on_party(args, "erase", lambda service: service.erase(args.party_id))
+
+
+def _run_on_party(
+    args: argparse.Namespace,
+    command: str,
+    action: Callable[[IdentityService], Awaitable[object]],
+) -> int:
+    """Open the CA, the identity store and the log, and run `action` on the service.
+
+    The log may be open in a running gateway at the same time, because LMDB
+    serialises write transactions across processes. The gateway's publisher
+    reads the store's tree_size, so its next checkpoint covers the entry.
+    """
+    import asyncio
+
+    from identity.ca import CaSettings, CertificateAuthority, utc_now
+    from identity.errors import IdentityError
+    from identity.proofing import DocumentCodeVerifier
+    from identity.service import IdentityService
+    from identity.store import IdentityStore
+    from ledger.log import open_log
+    from ledger.sequencer import Sequencer
+    from ledger.store import StoreError
+
+    passphrase = _passphrase(command)
+    if passphrase is None:
+        return 2
+
+    async def refuse_codes(channel: str, address: str, code: str) -> None:
+        raise RuntimeError("this command never begins an enrolment")
+
+    async def run() -> None:
+        with ExitStack() as resources:
+            ca = CertificateAuthority.open(
+                args.ca, passphrase, CaSettings(args.base_url.rstrip("/"))
+            )
+            resources.callback(ca.close)
+            log = open_log(args.log)
+            resources.callback(log.store.close)
+            store = IdentityStore(args.identity, passphrase)
+            resources.callback(store.close)
+            async with Sequencer(log.store) as sequencer:
+                verifier = DocumentCodeVerifier(refuse_codes, utc_now)
+                await action(IdentityService(store, ca, sequencer, verifier))
+
+    try:
+        asyncio.run(run())
+    except (IdentityError, StoreError) as error:
+        print(f"ledger identity {command}: {error}", file=sys.stderr)
+        return 1
+    print(f"{command} done for party {args.party_id}")
     return 0

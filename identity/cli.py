@@ -204,6 +204,9 @@ def _run_on_party(
     The log may be open in a running gateway at the same time, because LMDB
     serialises write transactions across processes. The gateway's publisher
     reads the store's tree_size, so its next checkpoint covers the entry.
+    NOTE: the gateway's lock does not reach this process, so a consent that
+    the gateway appends for the same party at the same moment may carry the
+    same `prev` as the revoke entry.
     """
     import asyncio
 

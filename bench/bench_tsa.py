@@ -38,7 +38,9 @@ WARMUP = 256
 SAMPLE_EVERY = 50
 
 
-async def post_all(host: str, port: int, bodies: list[bytes], clients: int) -> list[bytes]:
+async def post_all(
+    host: str, port: int, bodies: list[bytes], clients: int
+) -> list[bytes]:
     """POST every body to /tsa over `clients` keep-alive connections; return the replies."""
     replies: list[bytes] = [b""] * len(bodies)
     next_index = iter(range(len(bodies)))
@@ -51,12 +53,13 @@ async def post_all(host: str, port: int, bodies: list[bytes], clients: int) -> l
                 writer.write(
                     b"POST /tsa HTTP/1.1\r\nHost: %s:%d\r\n"
                     b"Content-Type: application/timestamp-query\r\n"
-                    b"Content-Length: %d\r\n\r\n" % (host.encode(), port, len(body))
+                    b"Content-Length: %d\r\n\r\n"
+                    % (host.encode(), port, len(body))
                     + body
                 )
                 head = await reader.readuntil(b"\r\n\r\n")
                 if not head.startswith(b"HTTP/1.1 200"):
-                    raise RuntimeError(f"TSA answered {head[:40]!r}")
+                    raise RuntimeError(f"TSA returned {head[:40]!r}")
                 length = 0
                 for line in head.split(b"\r\n"):
                     if line.lower().startswith(b"content-length:"):
@@ -69,12 +72,22 @@ async def post_all(host: str, port: int, bodies: list[bytes], clients: int) -> l
     return replies
 
 
-def start_server(data_dir: Path, workers: int, env: dict[str, str]) -> tuple[subprocess.Popen, str, int]:
+def start_server(
+    data_dir: Path, workers: int, env: dict[str, str]
+) -> tuple[subprocess.Popen, str, int]:
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "ledger.tsa.cli", "tsa", "serve",
-            "--data", str(data_dir), "--listen", "127.0.0.1:0",
-            "--workers", str(workers),
+            sys.executable,
+            "-m",
+            "ledger.tsa.cli",
+            "tsa",
+            "serve",
+            "--data",
+            str(data_dir),
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            str(workers),
         ],
         stdout=subprocess.PIPE,
         env=env,
@@ -116,9 +129,19 @@ def openssl_config(data_dir: Path, number: int) -> Path:
 def openssl_reply(config: Path, query: Path, reply: Path, env: dict[str, str]) -> None:
     subprocess.run(
         [
-            "openssl", "ts", "-reply", "-config", str(config), "-section", "tsa_config",
-            "-queryfile", str(query), "-out", str(reply),
-            "-passin", "env:LEDGER_PASSPHRASE",
+            "openssl",
+            "ts",
+            "-reply",
+            "-config",
+            str(config),
+            "-section",
+            "tsa_config",
+            "-queryfile",
+            str(query),
+            "-out",
+            str(reply),
+            "-passin",
+            "env:LEDGER_PASSPHRASE",
         ],
         check=True,
         capture_output=True,
@@ -126,7 +149,9 @@ def openssl_reply(config: Path, query: Path, reply: Path, env: dict[str, str]) -
     )
 
 
-def measure_openssl(data_dir: Path, bodies: list[bytes], env: dict[str, str], workers: int) -> float:
+def measure_openssl(
+    data_dir: Path, bodies: list[bytes], env: dict[str, str], workers: int
+) -> float:
     """Issue one token per body with `openssl ts -reply`; return tokens/s."""
     configs = [openssl_config(data_dir, number) for number in range(workers)]
     queries = data_dir / "openssl-queries"
@@ -151,7 +176,9 @@ def measure_openssl(data_dir: Path, bodies: list[bytes], env: dict[str, str], wo
     return len(bodies) / elapsed
 
 
-def check_replies(replies: list[bytes], bodies: list[bytes], digests: list[bytes], root_path: Path) -> None:
+def check_replies(
+    replies: list[bytes], bodies: list[bytes], digests: list[bytes], root_path: Path
+) -> None:
     """Check that every reply is granted, serials differ, and a sample verifies."""
     roots = load_certificates(root_path)
     serials = set()
@@ -171,24 +198,36 @@ def measure_key_type(report: Report, key_type: str, label: str) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-tsa-") as folder:
         data_dir = Path(folder)
         create_credentials(data_dir, passphrase.encode(), key_type)
-        digests = [hashlib.sha256(os.urandom(32)).digest() for _ in range(TOKENS + WARMUP)]
-        bodies = [build_request(digest, nonce=new_nonce(), cert_req=True) for digest in digests]
+        digests = [
+            hashlib.sha256(os.urandom(32)).digest() for _ in range(TOKENS + WARMUP)
+        ]
+        bodies = [
+            build_request(digest, nonce=new_nonce(), cert_req=True)
+            for digest in digests
+        ]
 
         process, host, port = start_server(data_dir, workers, env)
         try:
             asyncio.run(post_all(host, port, bodies[:WARMUP], CLIENTS))
-            server_processes = [psutil.Process(process.pid), *psutil.Process(process.pid).children()]
+            server_processes = [
+                psutil.Process(process.pid),
+                *psutil.Process(process.pid).children(),
+            ]
             server_cpu = sum(sum(p.cpu_times()[:2]) for p in server_processes)
             client_cpu = time.process_time()
             start = time.perf_counter()
             replies = asyncio.run(post_all(host, port, bodies[WARMUP:], CLIENTS))
             elapsed = time.perf_counter() - start
             client_cpu = time.process_time() - client_cpu
-            server_cpu = sum(sum(p.cpu_times()[:2]) for p in server_processes) - server_cpu
+            server_cpu = (
+                sum(sum(p.cpu_times()[:2]) for p in server_processes) - server_cpu
+            )
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
-        check_replies(replies, bodies[WARMUP:], digests[WARMUP:], data_dir / "tsa-root.pem")
+        check_replies(
+            replies, bodies[WARMUP:], digests[WARMUP:], data_dir / "tsa-root.pem"
+        )
         print(
             f"  {label}: {TOKENS / elapsed:,.0f} tokens/s over HTTP; CPU per token: "
             f"server {server_cpu / TOKENS * 1e6:,.0f} us, "

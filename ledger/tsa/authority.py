@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Collection
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ledger.tsa.errors import RequestRejected
@@ -22,10 +22,14 @@ logger = logging.getLogger("ledger.tsa")
 # their own policy OID set it in TimeStampAuthority(policy=...).
 DEFAULT_POLICY = "2.25.189389155260192215701881172507342622797"
 
+# The genTime accuracy claimed by default: the host clock is assumed to be
+# NTP-synchronised within one second, which this code does not check.
+DEFAULT_ACCURACY = Accuracy(seconds=1)
+
 
 def utc_now() -> datetime:
     """Return the current time in UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class TimeStampAuthority:
@@ -43,7 +47,7 @@ class TimeStampAuthority:
         *,
         policy: str = DEFAULT_POLICY,
         accepted_policies: Collection[str] = (),
-        accuracy: Accuracy = Accuracy(seconds=1),
+        accuracy: Accuracy = DEFAULT_ACCURACY,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.credentials = credentials
@@ -75,7 +79,9 @@ class TimeStampAuthority:
             request = parse_request(request_der, self.accepted_policies)
         except RequestRejected as rejection:
             return rejection_response(rejection.failure_info, rejection.text)
-        token = self._make_token(request.message_imprint, request.nonce, request.cert_req)
+        token = self._make_token(
+            request.message_imprint, request.nonce, request.cert_req
+        )
         return granted_response(token)
 
     def stamp(
@@ -104,7 +110,9 @@ class TimeStampAuthority:
         imprint = encode_message_imprint(hash_algorithm, digest)
         return self._make_token(imprint, None, True)
 
-    def _make_token(self, message_imprint: bytes, nonce: int | None, cert_req: bool) -> bytes:
+    def _make_token(
+        self, message_imprint: bytes, nonce: int | None, cert_req: bool
+    ) -> bytes:
         serial_number = self._serials.next()
         tst_info = self._signer.encode_tst_info(
             message_imprint, serial_number, self._clock(), nonce

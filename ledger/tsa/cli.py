@@ -15,25 +15,64 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="serve POST /tsa; creates the TSA key and DIR/tsa-root.pem on first start",
     )
-    serve.add_argument("--data", required=True, type=Path, metavar="DIR",
-                       help="folder of the TSA key, certificates and serial epoch")
-    serve.add_argument("--listen", required=True, metavar="HOST:PORT",
-                       help="address to listen on, for example 127.0.0.1:3180 (port 0 picks one)")
-    serve.add_argument("--workers", type=int, default=1,
-                       help="worker processes sharing the port (default 1)")
-    serve.add_argument("--key-type", default="ecdsa-p256",
-                       choices=("ecdsa-p256", "rsa-2048", "rsa-3072"),
-                       help="key type created on first start (default ecdsa-p256)")
-    serve.add_argument("--policy", default=None, metavar="OID",
-                       help="policy OID written into every token")
-    serve.add_argument("--accept-policy", action="append", default=[], metavar="OID",
-                       help="further policy OID a request may ask for (repeatable)")
-    serve.add_argument("--key", type=Path, metavar="FILE",
-                       help="operator's encrypted PKCS#8 PEM TSA key, instead of the created one")
-    serve.add_argument("--cert", type=Path, metavar="FILE",
-                       help="operator's TSA certificate PEM (with --key)")
-    serve.add_argument("--chain", type=Path, action="append", default=[], metavar="FILE",
-                       help="PEM file of issuer certificates above --cert (repeatable)")
+    serve.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="folder of the TSA key, certificates and serial epoch",
+    )
+    serve.add_argument(
+        "--listen",
+        required=True,
+        metavar="HOST:PORT",
+        help="address to listen on, for example 127.0.0.1:3180 (port 0 picks one)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the port (default 1)",
+    )
+    serve.add_argument(
+        "--key-type",
+        default="ecdsa-p256",
+        choices=("ecdsa-p256", "rsa-2048", "rsa-3072"),
+        help="key type created on first start (default ecdsa-p256)",
+    )
+    serve.add_argument(
+        "--policy",
+        default=None,
+        metavar="OID",
+        help="policy OID written into every token",
+    )
+    serve.add_argument(
+        "--accept-policy",
+        action="append",
+        default=[],
+        metavar="OID",
+        help="further policy OID a request may ask for (repeatable)",
+    )
+    serve.add_argument(
+        "--key",
+        type=Path,
+        metavar="FILE",
+        help="operator's encrypted PKCS#8 PEM TSA key, instead of the created one",
+    )
+    serve.add_argument(
+        "--cert",
+        type=Path,
+        metavar="FILE",
+        help="operator's TSA certificate PEM (with --key)",
+    )
+    serve.add_argument(
+        "--chain",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="PEM file of issuer certificates above --cert (repeatable)",
+    )
     serve.set_defaults(handler=run_serve)
 
 
@@ -57,7 +96,10 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"ledger tsa serve: {error}", file=sys.stderr)
         return 2
     if args.workers < 1:
-        print(f"ledger tsa serve: --workers {args.workers} must be at least 1", file=sys.stderr)
+        print(
+            f"ledger tsa serve: --workers {args.workers} must be at least 1",
+            file=sys.stderr,
+        )
         return 2
     if (args.key is None) != (args.cert is None):
         print("ledger tsa serve: give --key and --cert together", file=sys.stderr)
@@ -81,7 +123,10 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"ledger tsa serve: {error}", file=sys.stderr)
         return 2
     except OSError as error:
-        print(f"ledger tsa serve: cannot listen on {args.listen}: {error}", file=sys.stderr)
+        print(
+            f"ledger tsa serve: cannot listen on {args.listen}: {error}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

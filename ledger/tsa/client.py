@@ -77,9 +77,7 @@ async def _post(session: aiohttp.ClientSession, url: str, body: bytes) -> bytes:
     except aiohttp.ClientError as error:
         raise TimeStampError(f"time stamp request to {url} failed: {error}") from error
     if status != 200:
-        raise TimeStampError(
-            f"TSA at {url} answered HTTP {status}: {reply[:200]!r}"
-        )
+        raise TimeStampError(f"TSA at {url} answered HTTP {status}: {reply[:200]!r}")
     if content_type != REPLY_TYPE:
         raise TimeStampError(
             f"TSA at {url} answered with content type {content_type}, "

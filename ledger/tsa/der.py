@@ -9,7 +9,7 @@ asn1crypto for random inputs.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 SEQUENCE = 0x30
 SET = 0x31
@@ -44,7 +44,7 @@ def generalized_time(moment: datetime) -> bytes:
     DER (X.690 section 11.7) drops trailing zeros of the fraction and the
     decimal point when the fraction is zero. `moment` must be aware.
     """
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     text = moment.strftime("%Y%m%d%H%M%S")
     millis = moment.microsecond // 1000
     if millis:

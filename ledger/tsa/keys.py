@@ -40,8 +40,6 @@ TSA_VALIDITY = datetime.timedelta(days=10 * 365)
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
-
-
 @dataclass(frozen=True)
 class TsaCredentials:
     """The TSA key, its certificate and the certificates above it.
@@ -73,8 +71,10 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def create_root(key: PrivateKey, common_name: str, now: datetime.datetime) -> x509.Certificate:
-    """Create a self-signed root certificate that may issue one level below it."""
+def create_root(
+    key: PrivateKey, common_name: str, now: datetime.datetime, path_length: int = 0
+) -> x509.Certificate:
+    """Create a self-signed root certificate; 0 <= path_length intermediate CAs may follow."""
     public_key = key.public_key()
     return (
         x509.CertificateBuilder()
@@ -84,7 +84,9 @@ def create_root(key: PrivateKey, common_name: str, now: datetime.datetime) -> x5
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + ROOT_VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.BasicConstraints(ca=True, path_length=path_length), critical=True
+        )
         .add_extension(
             x509.KeyUsage(
                 digital_signature=False,
@@ -231,7 +233,7 @@ def create_credentials(
     data_dir: Path, passphrase: bytes, key_type: str = "ecdsa-p256"
 ) -> TsaCredentials:
     """Create a root and a TSA certificate in `data_dir`, which must not hold any."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     root_key = generate_key(key_type)
     root = create_root(root_key, "Contract Ledger TSA Root", now)
     tsa_key = generate_key(key_type)
@@ -264,8 +266,8 @@ def load_or_create_credentials(
         return load_credentials(data_dir, passphrase)
     if (data_dir / TSA_KEY_FILE).exists():
         raise TsaKeyError(
-            f"{data_dir} holds {TSA_KEY_FILE} but no {ROOT_CERT_FILE}; a first "
-            "start was interrupted, so move the partial files away and restart"
+            f"{data_dir} contains {TSA_KEY_FILE} but no {ROOT_CERT_FILE}, so a "
+            "first start was interrupted; move the partial files away and restart"
         )
     return create_credentials(data_dir, passphrase, key_type)
 

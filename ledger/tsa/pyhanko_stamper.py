@@ -1,9 +1,8 @@
 """A pyHanko TimeStamper backed by an in-process TimeStampAuthority.
 
-pyHanko's HTTPTimeStamper pointed at `POST /tsa` needs no code from here;
-this class saves the HTTP round trip when the signer runs in the same
-process as the authority. This is the only module of ledger.tsa that
-imports pyHanko, so nothing else of the package depends on it.
+pyHanko's HTTPTimeStamper pointed at `POST /tsa` needs no code from here.
+This class saves the HTTP round trip when the signer runs in the same
+process as the authority. No other module of ledger.tsa imports pyHanko.
 """
 
 from __future__ import annotations
@@ -16,13 +15,17 @@ from ledger.tsa.response import TimeStampResp
 
 
 class AuthorityTimeStamper(TimeStamper):
-    """pyHanko TimeStamper that answers requests with a local TimeStampAuthority."""
+    """pyHanko TimeStamper that sends its requests to a local TimeStampAuthority."""
 
-    def __init__(self, authority: TimeStampAuthority, include_nonce: bool = True) -> None:
+    def __init__(
+        self, authority: TimeStampAuthority, include_nonce: bool = True
+    ) -> None:
         super().__init__(include_nonce=include_nonce)
         self.authority = authority
 
-    async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+    async def async_request_tsa_response(
+        self, req: tsp.TimeStampReq
+    ) -> tsp.TimeStampResp:
         """Issue a response to `req`; a rejection reaches pyHanko as its status."""
         # TimeStampResp declares the token optional, so that pyHanko's
         # status check also reads rejections (asn1crypto's class cannot).

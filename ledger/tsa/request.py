@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from asn1crypto import core, tsp
 
 from ledger.tsa import der
-
 from ledger.tsa.errors import RequestRejected
 
 # Digest sizes in bytes of the message imprint algorithms the TSA accepts.
@@ -48,12 +47,12 @@ def parse_request(
 ) -> TimeStampRequest:
     """Parse and check a DER TimeStampReq (RFC 3161 section 2.4.1).
 
-    Raises RequestRejected with the PKIFailureInfo bit that RFC 3161
-    section 2.4.2 names: badDataFormat for input that is not strict DER of
-    a TimeStampReq, another version than 1, a wrong imprint length or an
-    oversized nonce; badAlg for a hash algorithm other than SHA-256/384/512;
-    unacceptedPolicy for a policy outside `accepted_policies`;
-    unacceptedExtension for any extension.
+    Raises RequestRejected with the PKIFailureInfo bit of RFC 3161
+    section 2.4.2. badDataFormat marks input that is not a strict DER
+    TimeStampReq, a version other than 1, a wrong imprint length or a
+    nonce over MAX_NONCE_BITS. badAlg marks a hash algorithm other than
+    SHA-256/384/512, unacceptedPolicy a policy outside
+    `accepted_policies`, and unacceptedExtension any extension.
     """
     if len(request_der) > MAX_REQUEST_SIZE:
         raise RequestRejected(
@@ -90,7 +89,9 @@ def _parse(data: bytes, accepted_policies: Collection[str]) -> TimeStampRequest:
         raise der.DerError("messageImprint is not a SEQUENCE")
     message_imprint = data[position:imprint_end]
     position = imprint_end
-    tag, algorithm_start, algorithm_end = der.read_element(data, imprint_start, imprint_end)
+    tag, algorithm_start, algorithm_end = der.read_element(
+        data, imprint_start, imprint_end
+    )
     if tag != der.SEQUENCE:
         raise der.DerError("hashAlgorithm is not a SEQUENCE")
     tag, oid_start, oid_end = der.read_element(data, algorithm_start, algorithm_end)
@@ -119,7 +120,7 @@ def _parse(data: bytes, accepted_policies: Collection[str]) -> TimeStampRequest:
             f"{DIGEST_SIZES[algorithm_name]}",
         )
 
-    # 3. The optional fields, each at most once and in this order.
+    # 3. The optional fields: a repeated or out-of-order one is rejected.
     policy = None
     nonce = None
     cert_req = False

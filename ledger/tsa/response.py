@@ -7,6 +7,7 @@ from asn1crypto import cms, core, tsp
 from ledger.tsa import der
 from ledger.tsa.errors import TimeStampError
 
+
 class TimeStampResp(core.Sequence):
     """TimeStampResp with timeStampToken OPTIONAL, as RFC 3161 section 2.4.2 has it.
 
@@ -60,11 +61,6 @@ def rejection_response(failure_info: str, text: str) -> bytes:
     return TimeStampResp({"status": status}).dump()
 
 
-def system_failure_response(text: str) -> bytes:
-    """Encode a TimeStampResp with status rejection and the systemFailure bit."""
-    return rejection_response("system_failure", text)
-
-
 def token_from_response(response_der: bytes) -> bytes:
     """Return the TimeStampToken DER of a granted TimeStampResp, as received.
 
@@ -76,7 +72,9 @@ def token_from_response(response_der: bytes) -> bytes:
         if tag != der.SEQUENCE or end != len(response_der):
             raise der.DerError("not a single SEQUENCE")
         _, _, status_end = der.read_element(response_der, position, end)
-        status_info = tsp.PKIStatusInfo.load(response_der[position:status_end], strict=True)
+        status_info = tsp.PKIStatusInfo.load(
+            response_der[position:status_end], strict=True
+        )
         status = status_info["status"].native
         fail_info = status_info["fail_info"].native
         texts = status_info["status_string"].native

@@ -203,7 +203,9 @@ def serve(options: ServeOptions, announce: Callable[[str], None] = print) -> Non
         for worker in workers:
             worker.join()
             if not stopping and worker.exitcode != 0:
-                logger.error("TSA worker %d exited with %s", worker.pid, worker.exitcode)
+                logger.error(
+                    "TSA worker %d exited with %s", worker.pid, worker.exitcode
+                )
                 stop(signal.SIGTERM, None)
     finally:
         stop(signal.SIGTERM, None)

@@ -15,7 +15,6 @@ from datetime import datetime
 
 from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
@@ -27,6 +26,7 @@ ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
 ID_CONTENT_TYPE = "1.2.840.113549.1.9.3"
 ID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
 ID_SIGNING_CERTIFICATE_V2 = "1.2.840.113549.1.9.16.2.47"
+ID_SIGNING_CERTIFICATE = "1.2.840.113549.1.9.16.2.12"
 
 
 _PREHASHED = utils.Prehashed(hashes.SHA256())
@@ -52,7 +52,9 @@ class Accuracy:
 
     def encode(self) -> bytes:
         """Encode the Accuracy SEQUENCE."""
-        if not (0 <= self.millis <= 999 and 0 <= self.micros <= 999 and self.seconds >= 0):
+        if not (
+            0 <= self.millis <= 999 and 0 <= self.micros <= 999 and self.seconds >= 0
+        ):
             raise ValueError(
                 f"accuracy {self} is out of range; millis and micros must be "
                 "in 0..999 and seconds at least 0"
@@ -69,7 +71,9 @@ class Accuracy:
 
 def encode_message_imprint(hash_algorithm: str, digest: bytes) -> bytes:
     """Encode a MessageImprint with the algorithm parameters left absent."""
-    algorithm = der.tlv(der.SEQUENCE, oid(algos.DigestAlgorithmId.unmap(hash_algorithm)))
+    algorithm = der.tlv(
+        der.SEQUENCE, oid(algos.DigestAlgorithmId.unmap(hash_algorithm))
+    )
     return der.tlv(der.SEQUENCE, algorithm + der.tlv(der.OCTET_STRING, digest))
 
 
@@ -175,7 +179,9 @@ class TokenSigner:
         message_digest = der.tlv(
             der.SEQUENCE,
             self._message_digest_type
-            + der.tlv(der.SET, der.tlv(der.OCTET_STRING, hashlib.sha256(tst_info).digest())),
+            + der.tlv(
+                der.SET, der.tlv(der.OCTET_STRING, hashlib.sha256(tst_info).digest())
+            ),
         )
         # DER orders the members of a SET OF by their encodings (X.690 11.6).
         attributes = b"".join(sorted([*self._constant_attributes, message_digest]))

@@ -18,7 +18,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ledger.tsa import der
 from ledger.tsa.errors import TimeStampError
-from ledger.tsa.token import ID_CT_TSTINFO
+from ledger.tsa.token import (
+    ID_CONTENT_TYPE,
+    ID_CT_TSTINFO,
+    ID_MESSAGE_DIGEST,
+    ID_SIGNING_CERTIFICATE,
+    ID_SIGNING_CERTIFICATE_V2,
+)
 
 MAX_PATH_LENGTH = 8
 HASHES: dict[str, type[hashes.HashAlgorithm]] = {
@@ -61,7 +67,9 @@ def verify_token(
     Raises TimeStampError naming the first check that failed.
     """
     try:
-        return _verify(token_der, digest, trust_roots, nonce, hash_algorithm, certificates)
+        return _verify(
+            token_der, digest, trust_roots, nonce, hash_algorithm, certificates
+        )
     except (
         ValueError,
         TypeError,
@@ -96,7 +104,9 @@ def _verify(
         policy = tst_info["policy"].dotted
         accuracy = _accuracy(tst_info["accuracy"])
         if tst_info["version"].native != "v1":
-            raise TimeStampError(f"TSTInfo version {tst_info['version'].native} is not v1")
+            raise TimeStampError(
+                f"TSTInfo version {tst_info['version'].native} is not v1"
+            )
     except (ValueError, TypeError, KeyError) as error:
         raise TimeStampError(f"malformed TSTInfo: {error}") from error
 
@@ -106,7 +116,9 @@ def _verify(
             f"token imprint uses {token_algorithm}, expected {hash_algorithm}"
         )
     if token_algorithm not in HASHES:
-        raise TimeStampError(f"token imprint algorithm {token_algorithm} is not accepted")
+        raise TimeStampError(
+            f"token imprint algorithm {token_algorithm} is not accepted"
+        )
     if not hmac.compare_digest(token_digest, digest):
         raise TimeStampError(
             f"token imprint {token_digest.hex()} does not match digest {digest.hex()}"
@@ -177,7 +189,9 @@ def _unwrap(token_der: bytes) -> tuple[cms.SignedData, bytes, cms.SignerInfo]:
             raise TimeStampError(
                 f"SignedData version is {signed_data['version'].native}, expected v3"
             )
-        expected_version = "v1" if signer_info["sid"].name == "issuer_and_serial_number" else "v3"
+        expected_version = (
+            "v1" if signer_info["sid"].name == "issuer_and_serial_number" else "v3"
+        )
         if signer_info["version"].native != expected_version:
             raise TimeStampError(
                 f"SignerInfo version is {signer_info['version'].native}, "
@@ -222,11 +236,15 @@ def _certificates(signed_data: cms.SignedData) -> list[x509.Certificate]:
             try:
                 found.append(x509.load_der_x509_certificate(choice.chosen.dump()))
             except (ValueError, x509.InvalidVersion) as error:
-                raise TimeStampError(f"token carries a malformed certificate: {error}") from error
+                raise TimeStampError(
+                    f"token carries a malformed certificate: {error}"
+                ) from error
     return found
 
 
-def _find_signer(sid: cms.SignerIdentifier, pool: list[x509.Certificate]) -> x509.Certificate:
+def _find_signer(
+    sid: cms.SignerIdentifier, pool: list[x509.Certificate]
+) -> x509.Certificate:
     if sid.name == "issuer_and_serial_number":
         serial = sid.chosen["serial_number"].native
         issuer = sid.chosen["issuer"].dump()
@@ -263,8 +281,8 @@ def _check_signed_attributes(
     if not isinstance(attributes, cms.CMSAttributes):
         raise TimeStampError("token signer info has no signed attributes")
     # The signature covers the attributes as received, with a SET tag in
-    # place of [0] (RFC 5652 section 5.4); asn1crypto would re-encode them
-    # once its children were read, so the octets are taken first.
+    # place of [0] (RFC 5652 section 5.4). asn1crypto re-encodes them once
+    # their children are read, so the octets are taken first.
     signed = der.tlv(der.SET, bytes(attributes.contents))
     values: dict[str, list[object]] = {}
     for attribute in attributes:
@@ -274,11 +292,11 @@ def _check_signed_attributes(
     if digest_name not in HASHES:
         raise TimeStampError(f"signer digest algorithm {digest_name} is not accepted")
 
-    content_type = _single(values, "1.2.840.113549.1.9.3", "contentType")
+    content_type = _single(values, ID_CONTENT_TYPE, "contentType")
     if content_type["values"][0].dotted != ID_CT_TSTINFO:
         raise TimeStampError("signed contentType attribute is not id-ct-TSTInfo")
 
-    message_digest = _single(values, "1.2.840.113549.1.9.4", "messageDigest")
+    message_digest = _single(values, ID_MESSAGE_DIGEST, "messageDigest")
     expected = hashlib.new(digest_name, tst_info_der).digest()
     if not hmac.compare_digest(message_digest["values"][0].native, expected):
         raise TimeStampError("messageDigest attribute does not match the TSTInfo")
@@ -287,7 +305,9 @@ def _check_signed_attributes(
     _check_signing_certificate(values, signer)
 
 
-def _single(values: dict[str, list[object]], dotted: str, name: str) -> cms.CMSAttribute:
+def _single(
+    values: dict[str, list[object]], dotted: str, name: str
+) -> cms.CMSAttribute:
     found = values.get(dotted, [])
     if len(found) != 1 or len(found[0]["values"]) != 1:
         raise TimeStampError(f"token must carry exactly one {name} attribute")
@@ -295,7 +315,10 @@ def _single(values: dict[str, list[object]], dotted: str, name: str) -> cms.CMSA
 
 
 def _check_signature(
-    signer_info: cms.SignerInfo, signed: bytes, signer: x509.Certificate, digest_name: str
+    signer_info: cms.SignerInfo,
+    signed: bytes,
+    signer: x509.Certificate,
+    digest_name: str,
 ) -> None:
     algorithm = signer_info["signature_algorithm"]
     signature = signer_info["signature"].native
@@ -331,14 +354,14 @@ def _check_signing_certificate(
     # RFC 5816 signingCertificateV2, or RFC 2634 signingCertificate
     # (SHA-1) that older TSAs still send, binds the signer certificate.
     signer_der = signer.public_bytes(Encoding.DER)
-    if "1.2.840.113549.1.9.16.2.47" in values:
-        attribute = _single(values, "1.2.840.113549.1.9.16.2.47", "signingCertificateV2")
+    if ID_SIGNING_CERTIFICATE_V2 in values:
+        attribute = _single(values, ID_SIGNING_CERTIFICATE_V2, "signingCertificateV2")
         first = attribute["values"][0]["certs"][0]
         hash_name = first["hash_algorithm"]["algorithm"].native
         if hash_name not in HASHES:
             raise TimeStampError(f"ESSCertIDv2 hash {hash_name} is not accepted")
-    elif "1.2.840.113549.1.9.16.2.12" in values:
-        attribute = _single(values, "1.2.840.113549.1.9.16.2.12", "signingCertificate")
+    elif ID_SIGNING_CERTIFICATE in values:
+        attribute = _single(values, ID_SIGNING_CERTIFICATE, "signingCertificate")
         first = attribute["values"][0]["certs"][0]
         hash_name = "sha1"
     else:
@@ -355,8 +378,14 @@ def _check_signing_certificate(
     issuer_serial = first["issuer_serial"]
     if issuer_serial.native is not None:
         if issuer_serial["serial_number"].native != signer.serial_number:
-            raise TimeStampError("ESSCertID serial number does not match the TSA certificate")
-        names = [name.chosen.untag().dump() for name in issuer_serial["issuer"] if name.name == "directory_name"]
+            raise TimeStampError(
+                "ESSCertID serial number does not match the TSA certificate"
+            )
+        names = [
+            name.chosen.untag().dump()
+            for name in issuer_serial["issuer"]
+            if name.name == "directory_name"
+        ]
         if signer.issuer.public_bytes() not in names:
             raise TimeStampError("ESSCertID issuer does not match the TSA certificate")
 
@@ -380,7 +409,11 @@ def _check_time_stamping_usage(signer: x509.Certificate) -> None:
 
 
 def _check_validity(certificate: x509.Certificate, moment: datetime) -> None:
-    if not certificate.not_valid_before_utc <= moment <= certificate.not_valid_after_utc:
+    if (
+        not certificate.not_valid_before_utc
+        <= moment
+        <= certificate.not_valid_after_utc
+    ):
         raise TimeStampError(
             f"genTime {moment.isoformat()} lies outside the validity "
             f"{certificate.not_valid_before_utc.isoformat()} to "
@@ -404,6 +437,9 @@ def _check_path(
     gen_time: datetime,
 ) -> None:
     current = signer
+    # CA certificates between the issuer being checked and the TSA
+    # certificate, compared with each issuer's pathLenConstraint.
+    below = 0
     for _ in range(MAX_PATH_LENGTH):
         _check_validity(current, gen_time)
         if current in trust_roots:
@@ -411,6 +447,7 @@ def _check_path(
         for root in trust_roots:
             if root.subject == current.issuer and _issued_by(current, root):
                 _check_validity(root, gen_time)
+                _check_ca(root, below)
                 return
         issuers = [
             candidate
@@ -424,14 +461,25 @@ def _check_path(
                 f"no path from {current.subject.rfc4514_string()} to a trust root; "
                 "pass the TSA's root certificate in trust_roots"
             )
-        issuer = issuers[0]
-        try:
-            constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints)
-        except x509.ExtensionNotFound:
-            constraints = None
-        if constraints is None or not constraints.value.ca:
-            raise TimeStampError(
-                f"issuer {issuer.subject.rfc4514_string()} is not a CA certificate"
-            )
-        current = issuer
+        current = issuers[0]
+        _check_ca(current, below)
+        below += 1
     raise TimeStampError(f"certificate path exceeds {MAX_PATH_LENGTH} certificates")
+
+
+def _check_ca(issuer: x509.Certificate, below: int) -> None:
+    """Raise unless `issuer` is a CA that may have `below` >= 0 CAs under it."""
+    try:
+        constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints)
+    except x509.ExtensionNotFound:
+        constraints = None
+    if constraints is None or not constraints.value.ca:
+        raise TimeStampError(
+            f"issuer {issuer.subject.rfc4514_string()} is not a CA certificate"
+        )
+    path_length = constraints.value.path_length
+    if path_length is not None and path_length < below:
+        raise TimeStampError(
+            f"issuer {issuer.subject.rfc4514_string()} allows {path_length} "
+            f"intermediate CAs below it, the path has {below}"
+        )

@@ -15,7 +15,9 @@ PASSPHRASE = b"test passphrase"
 
 
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, TsaCredentials]]:
+def pki(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, tuple[Path, TsaCredentials]]:
     """Create one TSA data folder per key type, shared by the session."""
     folders = {}
     for key_type in ("ecdsa-p256", "rsa-2048"):

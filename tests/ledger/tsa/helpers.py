@@ -15,12 +15,18 @@ def write_pem(path: Path, certificate: x509.Certificate) -> Path:
     return path
 
 
-def openssl(*args: str | Path, input: bytes | None = None) -> subprocess.CompletedProcess:
+def openssl(
+    *args: str | Path, input: bytes | None = None
+) -> subprocess.CompletedProcess:
     """Run openssl with the given arguments and capture its output."""
     return subprocess.run(
-        ["openssl", *map(str, args)], input=input, capture_output=True, timeout=30
+        ["openssl", *map(str, args)],
+        input=input,
+        capture_output=True,
+        timeout=30,
+        check=False,
     )
 
 
 def utc(*fields: int) -> datetime.datetime:
-    return datetime.datetime(*fields, tzinfo=datetime.timezone.utc)
+    return datetime.datetime(*fields, tzinfo=datetime.UTC)

@@ -40,7 +40,14 @@ def test_openssl_verifies_token(authority, root, tmp_path, algorithm):
     root_path = write_pem(tmp_path / "root.pem", root)
 
     by_query = openssl(
-        "ts", "-verify", "-in", reply_path, "-queryfile", query_path, "-CAfile", root_path
+        "ts",
+        "-verify",
+        "-in",
+        reply_path,
+        "-queryfile",
+        query_path,
+        "-CAfile",
+        root_path,
     )
     by_data = openssl(
         "ts", "-verify", "-in", reply_path, "-data", data_path, "-CAfile", root_path
@@ -51,17 +58,34 @@ def test_openssl_verifies_token(authority, root, tmp_path, algorithm):
     assert by_data.returncode == 0, by_data.stderr
 
 
-def test_openssl_verifies_token_without_certificate(authority, credentials, root, tmp_path):
-    data_path, query_path, reply_path = issue_for(authority, b"no cert", tmp_path)
+def test_openssl_verifies_token_without_certificate(
+    authority, credentials, root, tmp_path
+):
+    _, query_path, reply_path = issue_for(authority, b"no cert", tmp_path)
     root_path = write_pem(tmp_path / "root.pem", root)
     tsa_path = write_pem(tmp_path / "tsa.pem", credentials.certificate)
 
     without = openssl(
-        "ts", "-verify", "-in", reply_path, "-queryfile", query_path, "-CAfile", root_path
+        "ts",
+        "-verify",
+        "-in",
+        reply_path,
+        "-queryfile",
+        query_path,
+        "-CAfile",
+        root_path,
     )
     with_untrusted = openssl(
-        "ts", "-verify", "-in", reply_path, "-queryfile", query_path,
-        "-CAfile", root_path, "-untrusted", tsa_path,
+        "ts",
+        "-verify",
+        "-in",
+        reply_path,
+        "-queryfile",
+        query_path,
+        "-CAfile",
+        root_path,
+        "-untrusted",
+        tsa_path,
     )
 
     assert without.returncode != 0
@@ -88,7 +112,14 @@ def test_openssl_rejects_foreign_root(authority, pki, key_type, tmp_path):
     root_path = write_pem(tmp_path / "foreign.pem", foreign_root)
 
     result = openssl(
-        "ts", "-verify", "-in", reply_path, "-queryfile", query_path, "-CAfile", root_path
+        "ts",
+        "-verify",
+        "-in",
+        reply_path,
+        "-queryfile",
+        query_path,
+        "-CAfile",
+        root_path,
     )
 
     assert result.returncode != 0
@@ -129,7 +160,9 @@ def test_rfc3161_client_reads_fields(authority, credentials):
         .cert_request(cert_request=False)
         .build()
     )
-    response = rfc3161_client.decode_timestamp_response(authority.issue(request.as_bytes()))
+    response = rfc3161_client.decode_timestamp_response(
+        authority.issue(request.as_bytes())
+    )
     info = response.tst_info
 
     assert info.version == 1
@@ -150,7 +183,9 @@ def parse_reply(reply: bytes) -> tuple[tsp.TimeStampResp, tsp.TSTInfo, cms.Signe
 def test_nonce_echoed(authority):
     digest = hashlib.sha256(b"nonce").digest()
     for nonce in (1, 2**63 + 5, 2**160 - 1):
-        _, tst_info, _ = parse_reply(authority.issue(build_request(digest, nonce=nonce)))
+        _, tst_info, _ = parse_reply(
+            authority.issue(build_request(digest, nonce=nonce))
+        )
         assert tst_info["nonce"].native == nonce
 
 
@@ -162,7 +197,9 @@ def test_nonce_absent_when_not_sent(authority):
 
 def test_cert_req_honoured(authority, credentials):
     digest = hashlib.sha256(b"cert req").digest()
-    _, _, with_certificate = parse_reply(authority.issue(build_request(digest, cert_req=True)))
+    _, _, with_certificate = parse_reply(
+        authority.issue(build_request(digest, cert_req=True))
+    )
     _, _, without = parse_reply(authority.issue(build_request(digest, cert_req=False)))
     carried = [
         x509.load_der_x509_certificate(choice.chosen.dump())
@@ -204,7 +241,11 @@ def test_requested_policy_used_when_accepted(credentials, tsa_dir, root):
     _, tst_info, _ = parse_reply(reply)
 
     assert tst_info["policy"].dotted == "1.3.6.1.4.1.99999.1"
-    assert tst_info["accuracy"].native == {"seconds": None, "millis": 500, "micros": None}
+    assert tst_info["accuracy"].native == {
+        "seconds": None,
+        "millis": 500,
+        "micros": None,
+    }
     info = verify_token(token_from_response(reply), digest, [root])
     assert info.accuracy.total_seconds() == 0.5
 

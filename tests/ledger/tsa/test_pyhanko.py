@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives import serialization
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimestampRequestError
 from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 from pyhanko_certvalidator import ValidationContext
-from asn1crypto import x509 as asn1_x509
-from cryptography.hazmat.primitives import serialization
 
 from ledger.tsa.pyhanko_stamper import AuthorityTimeStamper
 from ledger.tsa.server import make_app
@@ -18,7 +18,9 @@ from ledger.tsa.verify import verify_token
 
 def validation_context(root) -> ValidationContext:
     anchor = asn1_x509.Certificate.load(root.public_bytes(serialization.Encoding.DER))
-    return ValidationContext(trust_roots=[anchor], allow_fetching=False, revocation_mode="soft-fail")
+    return ValidationContext(
+        trust_roots=[anchor], allow_fetching=False, revocation_mode="soft-fail"
+    )
 
 
 async def check_with_pyhanko(token, digest: bytes, root) -> dict:
@@ -57,7 +59,9 @@ async def test_authority_stamper_accepts_tokens(authority, root):
 async def test_authority_stamper_reports_rejection(ecdsa_authority):
     stamper = AuthorityTimeStamper(ecdsa_authority)
 
-    with pytest.raises(TimestampRequestError, match="unrecognized or unsupported|bad_alg"):
+    with pytest.raises(
+        TimestampRequestError, match="unrecognized or unsupported|bad_alg"
+    ):
         await stamper.async_timestamp(hashlib.sha1(b"old").digest(), "sha1")
 
 

@@ -168,7 +168,10 @@ def test_random_bytes_never_raise(ecdsa_authority_module, data):
 def test_parser_agrees_with_asn1crypto(digest, nonce, cert_req, policy, flip):
     name, value = digest
     fields: dict[str, object] = {
-        "message_imprint": {"hash_algorithm": {"algorithm": name}, "hashed_message": value},
+        "message_imprint": {
+            "hash_algorithm": {"algorithm": name},
+            "hashed_message": value,
+        },
         "cert_req": cert_req,
     }
     if nonce is not None:
@@ -184,7 +187,10 @@ def test_parser_agrees_with_asn1crypto(digest, nonce, cert_req, policy, flip):
     assert parsed.nonce == nonce
     assert parsed.cert_req == cert_req
     assert parsed.policy == policy
-    assert parsed.message_imprint == tsp.TimeStampReq.load(encoded)["message_imprint"].dump()
+    assert (
+        parsed.message_imprint
+        == tsp.TimeStampReq.load(encoded)["message_imprint"].dump()
+    )
 
     # One flipped byte: our parser either rejects or reads what asn1crypto reads.
     mutated = bytearray(encoded)

@@ -12,12 +12,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from asn1crypto import tsp
 
 from ledger.tsa.client import request_token, stamper_for
 from ledger.tsa.errors import TimeStampError
 from ledger.tsa.keys import load_certificates
-from ledger.tsa.response import TimeStampResp, token_from_response
+from ledger.tsa.response import TimeStampResp
 from ledger.tsa.server import make_app
 from ledger.tsa.verify import verify_token
 
@@ -35,17 +34,28 @@ def ecdsa_root(pki):
     return pki["ecdsa-p256"][1].chain[-1]
 
 
-async def post(url: str, body: bytes, content_type: str = "application/timestamp-query"):
-    async with aiohttp.ClientSession() as session:
-        async with session.post(url, data=body, headers={"Content-Type": content_type}) as response:
-            return response.status, response.content_type, await response.read()
+async def post(
+    url: str, body: bytes, content_type: str = "application/timestamp-query"
+):
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url, data=body, headers={"Content-Type": content_type}
+        ) as response,
+    ):
+        return response.status, response.content_type, await response.read()
 
 
 async def test_openssl_query_accepted_over_http(tsa_url, ecdsa_root, tmp_path):
     data = tmp_path / "note.txt"
     data.write_bytes(b"checkpoint body\n")
     query = tmp_path / "query.tsq"
-    assert openssl("ts", "-query", "-data", data, "-sha512", "-cert", "-out", query).returncode == 0
+    assert (
+        openssl(
+            "ts", "-query", "-data", data, "-sha512", "-cert", "-out", query
+        ).returncode
+        == 0
+    )
 
     status, content_type, reply = await post(tsa_url, query.read_bytes())
     reply_path = tmp_path / "reply.tsr"
@@ -81,9 +91,8 @@ async def test_oversized_body_rejected(tsa_url):
 
 
 async def test_get_not_allowed(tsa_url):
-    async with aiohttp.ClientSession() as session:
-        async with session.get(tsa_url) as response:
-            assert response.status == 405
+    async with aiohttp.ClientSession() as session, session.get(tsa_url) as response:
+        assert response.status == 405
 
 
 @pytest.mark.parametrize("algorithm", ["sha256", "sha384", "sha512"])
@@ -118,6 +127,7 @@ async def test_request_token_raises_on_rejection(tsa_url):
 
 async def test_request_token_raises_on_http_error(aiohttp_server):
     app = web.Application()
+
     async def busy(request: web.Request) -> web.Response:
         return web.Response(status=503, text="busy")
 
@@ -149,12 +159,22 @@ async def test_stampers_local_and_remote(tsa_url, ecdsa_authority, ecdsa_root):
         verify_token(token, hashlib.sha256(note).digest(), [ecdsa_root])
 
 
-def start_server(data_dir: Path, workers: int, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+def start_server(
+    data_dir: Path, workers: int, env: dict[str, str]
+) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "ledger.tsa.cli", "tsa", "serve",
-            "--data", str(data_dir), "--listen", "127.0.0.1:0",
-            "--workers", str(workers),
+            sys.executable,
+            "-m",
+            "ledger.tsa.cli",
+            "tsa",
+            "serve",
+            "--data",
+            str(data_dir),
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            str(workers),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -208,8 +228,14 @@ async def test_serve_command_serials_unique_across_restart(tmp_path):
     reply_path = tmp_path / "reply.tsr"
     reply_path.write_bytes(reply)
     result = openssl(
-        "ts", "-verify", "-in", reply_path, "-queryfile", query,
-        "-CAfile", data_dir / "tsa-root.pem",
+        "ts",
+        "-verify",
+        "-in",
+        reply_path,
+        "-queryfile",
+        query,
+        "-CAfile",
+        data_dir / "tsa-root.pem",
     )
     assert result.returncode == 0, result.stderr
     key_pem = (data_dir / "tsa.key").read_bytes()
@@ -230,7 +256,9 @@ def run_cli(argv: list[str]) -> int:
 def test_serve_command_needs_passphrase(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("LEDGER_PASSPHRASE", raising=False)
 
-    status = run_cli(["tsa", "serve", "--data", str(tmp_path), "--listen", "127.0.0.1:0"])
+    status = run_cli(
+        ["tsa", "serve", "--data", str(tmp_path), "--listen", "127.0.0.1:0"]
+    )
 
     assert status == 2
     assert "LEDGER_PASSPHRASE is not set" in capsys.readouterr().err
@@ -247,7 +275,9 @@ def test_serve_command_wrong_passphrase(pki, monkeypatch, capsys):
     assert "cannot decrypt" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("listen", ["127.0.0.1", "127.0.0.1:http", ":80", "127.0.0.1:70000"])
+@pytest.mark.parametrize(
+    "listen", ["127.0.0.1", "127.0.0.1:http", ":80", "127.0.0.1:70000"]
+)
 def test_serve_command_bad_listen(tmp_path, listen, capsys):
     status = run_cli(["tsa", "serve", "--data", str(tmp_path), "--listen", listen])
 

@@ -35,9 +35,19 @@ def digests(draw: st.DrawFn) -> tuple[str, bytes]:
     return name, draw(st.binary(min_size=ALGORITHMS[name], max_size=ALGORITHMS[name]))
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(digest=digests(), other=st.binary(min_size=1, max_size=64), position=st.integers(min_value=0))
-def test_random_digests_verify_and_mutations_fail(authority, root, digest, other, position):
+@settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    digest=digests(),
+    other=st.binary(min_size=1, max_size=64),
+    position=st.integers(min_value=0),
+)
+def test_random_digests_verify_and_mutations_fail(
+    authority, root, digest, other, position
+):
     name, value = digest
     nonce = 0x1234567890ABCDEF
     reply = authority.issue(build_request(value, name, nonce=nonce, cert_req=True))
@@ -118,7 +128,9 @@ def test_foreign_root_fails(ecdsa_authority, pki):
 def test_token_without_certificate_needs_it(ecdsa_authority, pki):
     credentials = pki["ecdsa-p256"][1]
     digest = hashlib.sha256(b"no cert").digest()
-    token = token_from_response(ecdsa_authority.issue(build_request(digest, cert_req=False)))
+    token = token_from_response(
+        ecdsa_authority.issue(build_request(digest, cert_req=False))
+    )
 
     with pytest.raises(TimeStampError, match="certificates="):
         verify_token(token, digest, [credentials.chain[-1]])
@@ -128,13 +140,18 @@ def test_token_without_certificate_needs_it(ecdsa_authority, pki):
     assert info.tsa_certificate == credentials.certificate
 
 
-def make_credentials(tmp_path: Path, *, critical: bool = True, usage: bool = True,
-                     now: datetime.datetime | None = None) -> TsaCredentials:
+def make_credentials(
+    tmp_path: Path,
+    *,
+    critical: bool = True,
+    usage: bool = True,
+    now: datetime.datetime | None = None,
+) -> TsaCredentials:
     """Build a root and TSA certificate, optionally without a proper EKU."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     root_key = generate_key("ecdsa-p256")
     root = create_root(root_key, "Test Root", now)
     tsa_key = generate_key("ecdsa-p256")
@@ -151,7 +168,8 @@ def make_credentials(tmp_path: Path, *, critical: bool = True, usage: bool = Tru
         )
         if usage:
             builder = builder.add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=False
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]),
+                critical=False,
             )
         certificate = builder.sign(root_key, hashes.SHA256())
     return TsaCredentials(tsa_key, certificate, [root])
@@ -181,16 +199,22 @@ def test_gen_time_outside_validity_fails(tmp_path):
             credentials, SerialNumbers(tmp_path), clock=lambda moment=moment: moment
         )
         with pytest.raises(TimeStampError, match="outside the validity"):
-            verify_token(authority.stamp(digest, prehashed=True), digest, credentials.chain)
+            verify_token(
+                authority.stamp(digest, prehashed=True), digest, credentials.chain
+            )
 
 
 def test_gen_time_is_clock_time(tmp_path):
     credentials = make_credentials(tmp_path)
-    moment = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=250_000)
-    authority = TimeStampAuthority(credentials, SerialNumbers(tmp_path), clock=lambda: moment)
+    moment = datetime.datetime.now(datetime.UTC).replace(microsecond=250_000)
+    authority = TimeStampAuthority(
+        credentials, SerialNumbers(tmp_path), clock=lambda: moment
+    )
     digest = hashlib.sha256(b"clock").digest()
 
-    info = verify_token(authority.stamp(digest, prehashed=True), digest, credentials.chain)
+    info = verify_token(
+        authority.stamp(digest, prehashed=True), digest, credentials.chain
+    )
 
     assert info.gen_time == moment
 
@@ -235,7 +259,10 @@ def test_digitorus_responses_verify(digitorus, name, nonce, gen_time):
     assert info.gen_time == gen_time
     assert info.nonce == nonce
     assert info.policy == "1.3.6.1.4.1.4146.2.1"
-    assert "GlobalSign TSA for Adobe CDS - G2" in info.tsa_certificate.subject.rfc4514_string()
+    assert (
+        "GlobalSign TSA for Adobe CDS - G2"
+        in info.tsa_certificate.subject.rfc4514_string()
+    )
     with pytest.raises(TimeStampError):
         verify_token(token, hashlib.sha256(digest).digest(), [anchor])
     with pytest.raises(TimeStampError, match="nonce"):
@@ -245,12 +272,16 @@ def test_digitorus_responses_verify(digitorus, name, nonce, gen_time):
 def test_digitorus_response_without_certificates(digitorus):
     digest = (digitorus / "hashedMessage.bin").read_bytes()
     token = token_from_response((digitorus / "respNoCert.tsr").read_bytes())
-    chain = carried_certificates(token_from_response((digitorus / "respNonce.tsr").read_bytes()))
+    chain = carried_certificates(
+        token_from_response((digitorus / "respNonce.tsr").read_bytes())
+    )
     anchor = find(chain, "GlobalSign Primary SHA256 CA for Adobe")
 
     with pytest.raises(TimeStampError, match="certificates="):
         verify_token(token, digest, [anchor])
-    info = verify_token(token, digest, [anchor], nonce=0xB1FC81DEC95749D9, certificates=chain)
+    info = verify_token(
+        token, digest, [anchor], nonce=0xB1FC81DEC95749D9, certificates=chain
+    )
     assert info.nonce == 0xB1FC81DEC95749D9
 
 
@@ -265,7 +296,9 @@ def test_digitorus_bare_token(digitorus):
     assert info.gen_time == utc(2017, 2, 1, 15, 39, 50)
     assert info.policy == "1.3.6.1.4.1.4146.1.31"
     wrong_anchor = find(
-        carried_certificates(token_from_response((digitorus / "respNonce.tsr").read_bytes())),
+        carried_certificates(
+            token_from_response((digitorus / "respNonce.tsr").read_bytes())
+        ),
         "GlobalSign Primary SHA256 CA for Adobe",
     )
     with pytest.raises(TimeStampError, match="trust root"):
@@ -281,7 +314,9 @@ def test_digitorus_requests_get_our_tokens(digitorus, ecdsa_authority, pki):
         "reqNoCert.tsq": (0xB1FC81DEC95749D9, False),
     }
     for name, (nonce, has_certificate) in cases.items():
-        token = token_from_response(ecdsa_authority.issue((digitorus / name).read_bytes()))
+        token = token_from_response(
+            ecdsa_authority.issue((digitorus / name).read_bytes())
+        )
         extra = [] if has_certificate else [pki["ecdsa-p256"][1].certificate]
         assert bool(carried_certificates_or_empty(token)) == has_certificate
         info = verify_token(token, digest, [root], nonce=nonce, certificates=extra)

@@ -14,6 +14,7 @@ import enum
 from collections.abc import Iterable
 
 from asn1crypto import cms, tsp
+from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -93,9 +94,10 @@ class _SigningCertificateV2(CMSAttributeProvider):
 class _PadesSignedAttributes(SignedAttributeProviderSpec):
     """The signed attributes of a PAdES baseline signature.
 
-    pyHanko adds content-type and message-digest itself. PAdES forbids the
-    signing-time attribute (ETSI EN 319 142-1 section 5.2.3), so the only
-    other one is signing-certificate-v2.
+    pyHanko adds content-type and message-digest itself. Like pyHanko's own
+    CAdES provider for PAdES (0.38), this leaves out the signing-time
+    attribute, which PAdES forbids, so the only other one is
+    signing-certificate-v2.
     """
 
     def __init__(self, provider: _SigningCertificateV2) -> None:
@@ -112,19 +114,25 @@ class InMemorySigner(Signer):
 
     The certificate and chain are converted to asn1crypto once, here, and
     pyHanko reuses their cached DER encodings in every CMS structure it
-    builds. The key must be ECDSA or RSA and must match the certificate.
+    builds. The key, a `cryptography` key object or an asn1crypto
+    PrivateKeyInfo, must be ECDSA or RSA and must match the certificate.
     The signed attributes are those of PAdES baseline, so this signer makes
     PAdES signatures (subfilter ETSI.CAdES.detached) only.
     """
 
     def __init__(
         self,
-        private_key: SigningKey,
+        private_key: SigningKey | asn1_keys.PrivateKeyInfo,
         certificate: x509.Certificate | asn1_x509.Certificate,
         chain: Iterable[x509.Certificate | asn1_x509.Certificate] = (),
         *,
         embed_roots: bool = True,
     ) -> None:
+        if isinstance(private_key, asn1_keys.PrivateKeyInfo):
+            # Parsed once here, where SimpleSigner parses it for every signature.
+            private_key = serialization.load_der_private_key(  # type: ignore[assignment]
+                private_key.dump(), password=None
+            )
         if not isinstance(private_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
             raise SigningError(
                 f"unsupported signing key type {type(private_key).__name__}; "

@@ -10,6 +10,8 @@ import pikepdf
 import pytest
 from aiohttp import web
 from asn1crypto import cms, tsp
+from asn1crypto import keys as asn1_keys
+from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -327,3 +329,32 @@ async def test_lta_rejects_revoked_signer(pki: SigningPki, timestamper, contract
 
     with pytest.raises(SigningError, match="fails validation"):
         await upgrade_to_lta(signed.data, context, timestamper)
+
+
+async def test_signer_never_parses_key(
+    pki: SigningPki, timestamper, contract_pdf, monkeypatch
+):
+    from pyhanko.sign.signers import pdf_cms
+
+    private_der = pki.keys["rsa"].private_bytes(  # type: ignore[union-attr]
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    signer = InMemorySigner(
+        asn1_keys.PrivateKeyInfo.load(private_der), pki.certs["rsa"], pki.chain
+    )
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a private key was parsed during signing")
+
+    monkeypatch.setattr(pdf_cms.serialization, "load_der_private_key", refuse)
+    monkeypatch.setattr(
+        "cryptography.hazmat.primitives.serialization.load_der_private_key", refuse
+    )
+    result = await sign_pdf(contract_pdf, signer, timestamper)
+
+    [report] = await pki.validate(result.data)
+    assert report.intact
+    assert report.valid
+    assert report.trusted

@@ -140,9 +140,12 @@ class Mirror:
                     verified.note,
                     note,
                 )
-            if checkpoint.tree_size == verified_size:
+            if checkpoint.tree_size == verified_size and note != verified.note:
                 # The same tree, perhaps with more cosignatures: serve the newest.
-                self.store.publish_checkpoint(PublishedCheckpoint(verified_size, note))
+                token = await self._time_stamp_token(session, verified_size)
+                self.store.publish_checkpoint(
+                    PublishedCheckpoint(verified_size, note, token)
+                )
             return verified_size
 
         # 3. Fetch and hash the new entries; check the root before storing.
@@ -175,10 +178,36 @@ class Mirror:
             )
 
         # 5. Serve the new checkpoint.
+        token = await self._time_stamp_token(session, checkpoint.tree_size)
         self.store.put_signed_checkpoint(checkpoint.tree_size, note)
-        self.store.publish_checkpoint(PublishedCheckpoint(checkpoint.tree_size, note))
+        self.store.publish_checkpoint(
+            PublishedCheckpoint(checkpoint.tree_size, note, token)
+        )
         logger.info("mirrored %s up to tree_size %d", self.origin, checkpoint.tree_size)
         return checkpoint.tree_size
+
+    async def _time_stamp_token(
+        self, session: aiohttp.ClientSession, tree_size: int
+    ) -> bytes | None:
+        """Return the log's time-stamp token for tree_size, or None.
+
+        The token is copied as served, so that the mirror's /log/checkpoint.tsr
+        matches the log's; whoever relies on it verifies it against the TSA
+        certificate, which the mirror does not have. A token for another
+        tree_size, or none at all, leaves the mirrored checkpoint without one.
+        """
+        url = self.source_url + "/log/checkpoint.tsr"
+        try:
+            async with session.get(url) as response:
+                if response.status != 200:
+                    return None
+                if response.headers.get("Ledger-Tree-Size") != str(tree_size):
+                    return None
+                token = await response.content.read(MAX_CHECKPOINT_BYTES + 1)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            logger.warning("GET %s failed: %s", url, error)
+            return None
+        return token if len(token) <= MAX_CHECKPOINT_BYTES else None
 
     def _verify_note(self, note: bytes) -> checkpoint_format.Checkpoint:
         try:

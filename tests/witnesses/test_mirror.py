@@ -112,9 +112,12 @@ async def test_mirror_serves_read_api(source, mirror, aiohttp_client):
     assert await response.read() == note
     response = await client.get("/log/proof/consistency?size1=100&size2=600")
     proof = await response.json()
-    async with aiohttp.ClientSession() as session, session.get(
-        source.url + "/log/proof/consistency?size1=100&size2=600"
-    ) as theirs:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            source.url + "/log/proof/consistency?size1=100&size2=600"
+        ) as theirs,
+    ):
         assert proof == await theirs.json()
     response = await client.get("/log/tile/entries/001.p/88")
     assert response.status == 200
@@ -220,3 +223,17 @@ async def test_entries_left_by_crash_reused(source, mirror):
         assert await mirror.update(session) == 160
     assert mirror.verified_checkpoint().note == note
     assert mirror.store.tree_size() == 160
+
+
+async def test_time_stamp_token_copied(tmp_path, source, mirror, aiohttp_client):
+    """The log's time-stamp token for the mirrored size is served as-is."""
+    source.append(entries("honest", 10))
+    note = source.publish()
+    token = b"0\x82 stand-in DER bytes of a TimeStampToken"
+    source.store.publish_checkpoint(PublishedCheckpoint(10, note, token))
+    async with aiohttp.ClientSession() as session:
+        await mirror.update(session)
+    client = await aiohttp_client(build_mirror_app(mirror))
+    response = await client.get("/log/checkpoint.tsr")
+    assert response.status == 200
+    assert await response.read() == token

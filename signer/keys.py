@@ -67,7 +67,8 @@ def generate_signing_key(
 def to_asn1_certificate(
     certificate: x509.Certificate | asn1_x509.Certificate,
 ) -> asn1_x509.Certificate:
-    """Return `certificate` as an asn1crypto object, parsing DER at most once."""
+    """Return `certificate` as an asn1crypto certificate, converting a
+    `cryptography` one through its DER encoding."""
     if isinstance(certificate, asn1_x509.Certificate):
         return certificate
     der = certificate.public_bytes(serialization.Encoding.DER)

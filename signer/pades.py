@@ -105,8 +105,8 @@ class TokenIssuer(Protocol):
         ...
 
 
-# DER encodings of the digest AlgorithmIdentifiers. RFC 5754 section 2 says
-# that SHA-2 identifiers are generated with the parameters absent.
+# DER encodings of the digest AlgorithmIdentifiers. RFC 5754 section 2
+# requires SHA-2 identifiers to be generated with the parameters absent.
 _DIGEST_ALGORITHM_DER = {
     "sha256": bytes.fromhex("300b0609608648016503040201"),
     "sha384": bytes.fromhex("300b0609608648016503040202"),

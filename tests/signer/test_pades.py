@@ -345,12 +345,15 @@ async def test_signer_never_parses_key(
         asn1_keys.PrivateKeyInfo.load(private_der), pki.certs["rsa"], pki.chain
     )
 
-    def refuse(*args, **kwargs):
+    def fail_on_key_parse(*args, **kwargs):
         raise AssertionError("a private key was parsed during signing")
 
-    monkeypatch.setattr(pdf_cms.serialization, "load_der_private_key", refuse)
     monkeypatch.setattr(
-        "cryptography.hazmat.primitives.serialization.load_der_private_key", refuse
+        pdf_cms.serialization, "load_der_private_key", fail_on_key_parse
+    )
+    monkeypatch.setattr(
+        "cryptography.hazmat.primitives.serialization.load_der_private_key",
+        fail_on_key_parse,
     )
     result = await sign_pdf(contract_pdf, signer, timestamper)
 

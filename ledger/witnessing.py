@@ -9,9 +9,9 @@ witness last cosigned. The note comes back with the cosignatures as soon as
 returns garbage costs at most `attempts` timeouts and never an append: the
 sequencer does not wait for this hook.
 
-A 409 response carries the witness's tree_size; the client learns it and
-retries at once with a proof from that size, which is also how it learns the
-sizes of the witnesses after a restart (it starts from old size 0).
+A 409 response carries the witness's tree_size, and the client retries at
+once with a proof from that size. After a restart the client starts from old
+size 0, so this is also how it finds each witness's size.
 """
 
 from __future__ import annotations
@@ -335,7 +335,9 @@ class Witnessing:
         except note_format.NoteError as error:
             raise _TransientError(f"invalid cosignature response: {error}") from error
         if not verified:
-            raise _TransientError(f"response holds no cosignature by {client.name}")
+            raise _TransientError(
+                f"response contains no valid cosignature by {client.name}"
+            )
         _, signature = verified[0]
         return signature.to_line()
 

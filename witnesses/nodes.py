@@ -82,7 +82,7 @@ def open_witness(data_dir: Path, log_vkeys: Sequence[str], name: str | None) -> 
         )
         if name is not None and name != stored.name:
             raise NodeConfigError(
-                f"{data_dir} holds witness {stored.name!r}, not {name!r}; drop "
+                f"{data_dir} contains witness {stored.name!r}, not {name!r}; drop "
                 "--name or use another data folder"
             )
         name = stored.name

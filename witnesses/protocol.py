@@ -69,7 +69,7 @@ def parse_add_checkpoint(body: bytes) -> AddCheckpointRequest:
             ) from error
         if len(node) != 32:
             raise RequestFormatError(
-                f"consistency proof line {len(proof) + 1} holds {len(node)} "
+                f"consistency proof line {len(proof) + 1} contains {len(node)} "
                 "bytes; expected a 32-byte SHA-256 hash"
             )
         proof.append(node)

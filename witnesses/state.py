@@ -17,7 +17,7 @@ and writes the new state in one LMDB write transaction, which commits with
 fsync before it returns, so before any cosignature leaves the witness. LMDB admits one writer at
 a time, also across processes, so two requests can never both pass the check
 against the same stored size. A crash before the commit leaves the previous
-state, and the cosignature made in that transaction was never sent; a crash
+state, and the cosignature made in that transaction was never sent. A crash
 after it leaves the new state. Either way every cosignature ever sent matches
 a committed state, so this witness never cosigns two roots for one tree_size.
 """

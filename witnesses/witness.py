@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ledger import checkpoint as checkpoint_format
@@ -20,6 +21,8 @@ from ledger import merkle
 from ledger import note as note_format
 from witnesses.protocol import RequestFormatError, parse_add_checkpoint
 from witnesses.state import CosignedState, WitnessState
+
+logger = logging.getLogger("witnesses.witness")
 
 
 class WitnessError(Exception):
@@ -60,6 +63,10 @@ class ConflictError(WitnessError):
         self.tree_size = tree_size
 
 
+class RootConflictError(ConflictError):
+    """The checkpoint has another root_hash for the stored tree_size (409)."""
+
+
 class ConsistencyError(WitnessError):
     """The consistency proof does not verify (422)."""
 
@@ -97,7 +104,7 @@ class Witness:
         state: WitnessState,
         cosigner: note_format.CosignatureSigner,
         logs: Iterable[LogKey],
-        clock=time.time,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.state = state
         self.cosigner = cosigner
@@ -174,10 +181,13 @@ class Witness:
             )
         except (ConflictError, ConsistencyError) as error:
             stored = self.state.latest(checkpoint.origin)
-            if (
-                isinstance(error, ConsistencyError)
-                or error.tree_size == checkpoint.tree_size
-            ):
+            if isinstance(error, (ConsistencyError, RootConflictError)):
+                logger.warning(
+                    "rejected checkpoint of %s at tree_size %d kept as evidence: %s",
+                    checkpoint.origin,
+                    checkpoint.tree_size,
+                    error,
+                )
                 self.state.record_evidence(
                     checkpoint.origin,
                     str(error),
@@ -217,7 +227,7 @@ class Witness:
         assert stored is not None
         if old_size == checkpoint.tree_size:
             if not hmac.compare_digest(stored.root_hash, checkpoint.root_hash):
-                raise ConflictError(
+                raise RootConflictError(
                     f"tree_size {old_size} was cosigned with a different "
                     "root_hash; this witness never cosigns two roots for one size",
                     stored_size,

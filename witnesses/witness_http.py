@@ -26,7 +26,6 @@ logger = logging.getLogger("witnesses.witness")
 # 64 KiB leaves room for extension lines and many cosignatures.
 MAX_REQUEST_BYTES = 64 * 1024
 WITNESS_KEY = web.AppKey("witness", Witness)
-NOTE_CONTENT_TYPE = "text/plain; charset=utf-8"
 
 
 @web.middleware
@@ -59,11 +58,11 @@ async def _add_checkpoint(request: web.Request) -> web.Response:
 
 def _origin_for(request: web.Request) -> str:
     witness = request.app[WITNESS_KEY]
-    wanted = request.match_info["origin_hash"]
+    requested = request.match_info["origin_hash"]
     for origin in witness.logs:
-        if origin_hash(origin) == wanted:
+        if origin_hash(origin) == requested:
             return origin
-    raise web.HTTPNotFound(text=f"no configured log has origin hash {wanted}\n")
+    raise web.HTTPNotFound(text=f"no configured log has origin hash {requested}\n")
 
 
 async def _latest_checkpoint(request: web.Request) -> web.Response:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import os
 import subprocess
 import time
@@ -41,8 +40,8 @@ def append(
 ) -> None:
     """Append through `ledger log append`, which also publishes a checkpoint.
 
-    Below quorum that checkpoint fails, and the command says the entries
-    are durable and exits with 1.
+    Below quorum that checkpoint fails, and the command reports the entries
+    as durable and exits with 1.
     """
     result = subprocess.run(
         [*LEDGER, "log", "append", "--data", str(cluster.data_dir / "log")],

@@ -39,7 +39,7 @@ def gossip_for(witness, server_urls, reference_log, found):
 
 
 async def test_split_view_reported(two_witnesses, reference_log, c2sp):
-    (a, server_a), (b, server_b) = two_witnesses
+    (a, _), (b, server_b) = two_witnesses
     forked = reference_log.fork(10, *[b"other %d" % i for i in range(30)])
     a.add_checkpoint(reference_log.request(0, 20))
     b.add_checkpoint(forked.request(0, 20))
@@ -59,7 +59,7 @@ async def test_split_view_reported(two_witnesses, reference_log, c2sp):
 
 
 async def test_consistent_peers_agree(two_witnesses, reference_log):
-    (a, server_a), (b, server_b) = two_witnesses
+    (a, _), (b, server_b) = two_witnesses
     a.add_checkpoint(reference_log.request(0, 20))
     b.add_checkpoint(reference_log.request(0, 20))
     found = []
@@ -70,7 +70,7 @@ async def test_consistent_peers_agree(two_witnesses, reference_log):
 
 async def test_peer_ahead_not_a_fork(two_witnesses, reference_log):
     """A peer at a size this witness never cosigned proves nothing."""
-    (a, server_a), (b, server_b) = two_witnesses
+    (a, _), (b, server_b) = two_witnesses
     a.add_checkpoint(reference_log.request(0, 20))
     b.add_checkpoint(reference_log.request(0, 30))
     found = []

@@ -61,7 +61,7 @@ def test_witness_response_parses_by_go_rules(tmp_path, passphrase, reference_log
     lines = witness.add_checkpoint(reference_log.request(0, 12))
     witness.state.close()
     cosigned = reference_log.note(12) + lines
-    text, signatures = c2sp.split_note(cosigned)
+    _, signatures = c2sp.split_note(cosigned)
     assert [name for name, _ in signatures] == [reference_log.origin, "witness.test/w1"]
     assert len(signatures[1][1]) == 4 + 8 + 64
     c2sp.verify_note_signature(cosigned, reference_log.vkey)

@@ -211,3 +211,12 @@ def test_extra_signatures_on_note_ignored(witness, reference_log, c2sp):
     body = reference_log.request(0, 5) + signature_line
     lines = witness.add_checkpoint(body)
     c2sp.verify_cosignature(reference_log.note(5) + lines, witness.vkey)
+
+
+def test_stale_size_is_no_evidence(witness, reference_log):
+    """A log that restarts from old size 0 gets 409, and nothing is kept."""
+    witness.add_checkpoint(reference_log.request(0, 20))
+    with pytest.raises(ConflictError) as caught:
+        witness.add_checkpoint(reference_log.request(0, 20))
+    assert caught.value.tree_size == 20
+    assert witness.state.evidence(reference_log.origin) == []

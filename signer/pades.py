@@ -29,6 +29,7 @@ from importlib import resources
 from typing import Protocol
 
 from asn1crypto import cms, tsp
+from pyhanko.pdf_utils.crypt.api import AuthStatus
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -207,15 +208,22 @@ def _open_writer(data: bytes, password: str | None) -> IncrementalPdfFileWriter:
             "prepare_pdf before signing"
         ) from exc
     if writer.prev.encrypted:
+        # pyHanko reports a wrong password as AuthStatus.FAILED, not by raising.
         try:
-            writer.encrypt(password or "")
+            status = writer.encrypt(password or "").status
         except PdfError as exc:
-            raise PasswordError(
-                "the PDF is encrypted and the "
-                + ("empty user password" if password is None else "given password")
-                + " does not open it; give the document's user or owner password"
-            ) from exc
+            raise _password_error(password) from exc
+        if status is AuthStatus.FAILED:
+            raise _password_error(password)
     return writer
+
+
+def _password_error(password: str | None) -> PasswordError:
+    tried = "empty user password" if password is None else "given password"
+    return PasswordError(
+        f"the PDF is encrypted and the {tried} does not open it; give the "
+        "document's user or owner password"
+    )
 
 
 def _is_pdfa1(reader: PdfFileReader) -> bool:

@@ -25,6 +25,7 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from pyhanko.pdf_utils.crypt.api import AuthStatus
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation.pdf_embedded import (
@@ -113,13 +114,19 @@ def _open_reader(data: bytes, password: str | None) -> PdfFileReader:
     except PdfError as exc:
         raise InvalidPdfError(f"pyHanko cannot read the PDF: {exc}") from exc
     if reader.encrypted:
+        # pyHanko reports a wrong password as AuthStatus.FAILED, not by raising.
         try:
-            reader.decrypt(password or "")
+            status = reader.decrypt(password or "").status
         except PdfError as exc:
             raise PasswordError(
                 "the PDF is encrypted and the password does not open it; give "
                 "the document's user or owner password"
             ) from exc
+        if status is AuthStatus.FAILED:
+            raise PasswordError(
+                "the PDF is encrypted and the password does not open it; give "
+                "the document's user or owner password"
+            )
     return reader
 
 

@@ -21,7 +21,7 @@ from pyhanko.sign.validation.pdf_embedded import async_validate_pdf_signature
 
 from ledger.tsa.authority import TimeStampAuthority
 from ledger.tsa.server import add_tsa_routes
-from signer.errors import SigningError
+from signer.errors import ChangesForbiddenError, PasswordError, SigningError
 from signer.keys import InMemorySigner, to_asn1_certificate
 from signer.pades import (
     countersign_pdf,
@@ -361,3 +361,20 @@ async def test_signer_never_parses_key(
     assert report.intact
     assert report.valid
     assert report.trusted
+
+
+async def test_sign_certified_no_changes_rejected(pki, timestamper, corpus_dir: Path):
+    # Without prepare_pdf in front, pyHanko's own DocMDP check must still stop it.
+    certified = (corpus_dir / "05-certified-docmdp-p1.pdf").read_bytes()
+
+    with pytest.raises(ChangesForbiddenError, match="forbids"):
+        await sign_pdf(certified, pki.signer("alice"), timestamper)
+
+
+async def test_sign_wrong_password_rejected(pki, timestamper, corpus_dir: Path):
+    encrypted = (
+        corpus_dir / "10-encrypted-rc4-128-user-pw-openpassword.pdf"
+    ).read_bytes()
+
+    with pytest.raises(PasswordError, match="given password"):
+        await sign_pdf(encrypted, pki.signer("alice"), timestamper, password="wrong")

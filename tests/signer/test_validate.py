@@ -8,7 +8,7 @@ import datetime
 import pytest
 from cryptography import x509
 
-from signer.errors import SignatureInvalidError
+from signer.errors import PasswordError, SignatureInvalidError
 from signer.pades import countersign_pdf, sign_pdf
 from signer.validate import (
     parse_pdfsig,
@@ -167,3 +167,12 @@ def test_crl_objects_and_der_accepted(pki: SigningPki, countersigned: bytes):
     )
 
     assert all(r.trusted for r in reports)
+
+
+def test_validate_wrong_password_rejected(pki: SigningPki, corpus_dir):
+    encrypted = (
+        corpus_dir / "10-encrypted-rc4-128-user-pw-openpassword.pdf"
+    ).read_bytes()
+
+    with pytest.raises(PasswordError, match="password does not open it"):
+        validate_pdf(encrypted, pki.trust_roots, password="wrong")

@@ -128,10 +128,8 @@ async def _serve(
         await web.UnixSite(runner, path).start()
         url = UNIX_PREFIX + path
     else:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        sockets = site._server.sockets if site._server is not None else []
-        bound_port = sockets[0].getsockname()[1] if sockets else port
+        await web.TCPSite(runner, host, port).start()
+        bound_port = runner.addresses[0][1]
         url = f"http://{host}:{bound_port}"
     (data_dir / URL_FILE).write_text(url + "\n")
     logger.info("listening on %s", url)

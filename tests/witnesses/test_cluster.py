@@ -133,6 +133,12 @@ def test_cluster_survives_a_witness_down(cluster, c2sp):
     assert int(note.split(b"\n")[1]) == base + 5
     assert two_others(note)
 
+    # A restarted log, still below quorum, serves the same cosigned note.
+    cluster.stop_node("log")
+    cluster.start_node("log")
+    time.sleep(1)
+    assert fetch(cluster.log_url + "/log/checkpoint") == note
+
     cluster.start_node("witness-1")
     wait_for_checkpoint(
         cluster.log_url + "/log/checkpoint",

@@ -113,6 +113,8 @@ class SeaweedCluster:
             f"-port={s3_port}",
             f"-port.grpc={free_port()}",
             f"-filer={self.filer}",
+            # The default is /tmp/seaweedfs-s3-<port>.sock, left behind on exit.
+            f"-localSocket={self.folder / 's3.sock'}",
         )
 
     def client(self):

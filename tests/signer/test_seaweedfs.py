@@ -50,10 +50,15 @@ class SeaweedCluster:
     s3_endpoint: str = ""
 
     def start(self, name: str, *arguments: str) -> None:
+        # weed writes glog files to /tmp unless -logdir (a global flag, so
+        # before the subcommand) points elsewhere.
+        logs = self.folder / "logs"
+        logs.mkdir(exist_ok=True)
+        command = [str(WEED), f"-logdir={logs}", *arguments]
         # Popen duplicates the descriptor, so the log may close here.
         with open(self.folder / f"{name}.log", "wb") as log:
             self.processes[name] = subprocess.Popen(
-                [str(WEED), *arguments], stdout=log, stderr=subprocess.STDOUT
+                command, stdout=log, stderr=subprocess.STDOUT
             )
 
     def launch(self) -> None:
@@ -136,7 +141,13 @@ class SeaweedCluster:
 
     def shell(self, command: str) -> str:
         result = subprocess.run(
-            [str(WEED), "shell", f"-master={self.master}", f"-filer={self.filer}"],
+            [
+                str(WEED),
+                f"-logdir={self.folder / 'logs'}",
+                "shell",
+                f"-master={self.master}",
+                f"-filer={self.filer}",
+            ],
             input=command + "\n",
             check=False,
             capture_output=True,

@@ -28,7 +28,16 @@ def encode_length(length: int) -> bytes:
 
 def tlv(tag: int, content: bytes) -> bytes:
     """Encode one element from its single-octet tag and its content octets."""
-    return bytes((tag,)) + encode_length(len(content)) + content
+    # The common short lengths are spelled out, because this runs about
+    # twenty times per token.
+    length = len(content)
+    if length < 0x80:
+        return bytes((tag, length)) + content
+    if length < 0x100:
+        return bytes((tag, 0x81, length)) + content
+    if length < 0x10000:
+        return bytes((tag, 0x82, length >> 8, length & 0xFF)) + content
+    return bytes((tag,)) + encode_length(length) + content
 
 
 def integer(value: int) -> bytes:
@@ -45,7 +54,10 @@ def generalized_time(moment: datetime) -> bytes:
     decimal point when the fraction is zero. `moment` must be aware.
     """
     moment = moment.astimezone(UTC)
-    text = moment.strftime("%Y%m%d%H%M%S")
+    text = (
+        f"{moment.year:04d}{moment.month:02d}{moment.day:02d}"
+        f"{moment.hour:02d}{moment.minute:02d}{moment.second:02d}"
+    )
     millis = moment.microsecond // 1000
     if millis:
         text += "." + f"{millis:03d}".rstrip("0")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from witnesses.nodes import open_witness
 from witnesses.witness import (
@@ -220,3 +222,44 @@ def test_stale_size_is_no_evidence(witness, reference_log):
         witness.add_checkpoint(reference_log.request(0, 20))
     assert caught.value.tree_size == 20
     assert witness.state.evidence(reference_log.origin) == []
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    leaves=st.integers(min_value=2, max_value=70),
+    data=st.data(),
+)
+def test_reference_proofs_accepted_flips_rejected(tmp_path_factory, leaves, data):
+    """Any reference proof verifies; the same proof with one bit flipped does not."""
+    import base64
+    import importlib
+    import os
+
+    c2sp = importlib.import_module("c2sp_reference")
+    previous = os.environ.get("LEDGER_PASSPHRASE")
+    os.environ["LEDGER_PASSPHRASE"] = "property test passphrase"
+    log = c2sp.ReferenceLog("example.test/property", Ed25519PrivateKey.generate())
+    log.append(*[b"leaf %d" % i for i in range(leaves)])
+    old = data.draw(st.integers(min_value=1, max_value=leaves - 1))
+    witness = open_witness(tmp_path_factory.mktemp("w"), [log.vkey], None)
+    try:
+        witness.add_checkpoint(log.request(0, old))
+        proof = log.proof(old, leaves)
+        position = data.draw(st.integers(min_value=0, max_value=len(proof) - 1))
+        bit = data.draw(st.integers(min_value=0, max_value=255))
+        broken = list(proof)
+        damaged = bytearray(broken[position])
+        damaged[bit // 8] ^= 1 << (bit % 8)
+        broken[position] = bytes(damaged)
+        body = b"old %d\n" % old
+        body += b"".join(base64.b64encode(node) + b"\n" for node in broken)
+        with pytest.raises(ConsistencyError):
+            witness.add_checkpoint(body + b"\n" + log.note(leaves))
+        lines = witness.add_checkpoint(log.request(old, leaves))
+        c2sp.verify_cosignature(log.note(leaves) + lines, witness.vkey)
+    finally:
+        witness.state.close()
+        if previous is None:
+            del os.environ["LEDGER_PASSPHRASE"]
+        else:
+            os.environ["LEDGER_PASSPHRASE"] = previous

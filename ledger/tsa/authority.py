@@ -59,10 +59,22 @@ class TimeStampAuthority:
 
     @classmethod
     def open(
-        cls, data_dir: Path, credentials: TsaCredentials, **options: object
+        cls,
+        data_dir: Path,
+        credentials: TsaCredentials,
+        *,
+        policy: str = DEFAULT_POLICY,
+        accepted_policies: Collection[str] = (),
+        accuracy: Accuracy = DEFAULT_ACCURACY,
     ) -> TimeStampAuthority:
         """Create an authority that reserves its serial epoch in `data_dir`."""
-        return cls(credentials, SerialNumbers(Path(data_dir)), **options)  # type: ignore[arg-type]
+        return cls(
+            credentials,
+            SerialNumbers(Path(data_dir)),
+            policy=policy,
+            accepted_policies=accepted_policies,
+            accuracy=accuracy,
+        )
 
     @property
     def serial_epoch(self) -> int:

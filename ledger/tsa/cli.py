@@ -32,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--workers",
         type=int,
         default=1,
+        metavar="N",
         help="worker processes sharing the port (default 1)",
     )
     serve.add_argument(
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--policy",
         default=None,
         metavar="OID",
-        help="policy OID written into every token",
+        help="policy OID written into every token (default: the built-in 2.25 OID)",
     )
     serve.add_argument(
         "--accept-policy",

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import socket
 from collections.abc import Callable, Sequence
@@ -197,8 +198,15 @@ def serve(options: ServeOptions, announce: Callable[[str], None] = print) -> Non
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        for _ in workers:
-            ready.get(timeout=60)
+        started = 0
+        while started < len(workers):
+            try:
+                ready.get(timeout=1)
+            except queue.Empty:
+                if any(not worker.is_alive() for worker in workers):
+                    raise OSError("a TSA worker exited during start") from None
+                continue
+            started += 1
         announce(f"listening on http://{options.host}:{port}/tsa")
         for worker in workers:
             worker.join()

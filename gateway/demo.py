@@ -10,7 +10,8 @@
 5. Check that the mirror serves the same inclusion proof as the log.
 
 The output folder then holds contract.signed.pdf, contract.evidence,
-log.vkey, witness.vkeys, policy.txt, report.html and log/, which
+log.vkey, witness.vkeys, policy.txt, tsa-root.pem, ca-root.pem,
+report.html and log/, which
 `ledger serve --data DIR/log` serves again after the demo has stopped.
 """
 
@@ -236,6 +237,8 @@ async def _demo(pdf: bytes, out: Path, password: str | None, passphrase: bytes) 
             shutil.copyfile(log_dir / "log.vkey", out / "log.vkey")
             (out / "witness.vkeys").write_text("".join(w.vkey + "\n" for w in witnesses))
             (out / "policy.txt").write_bytes(policy)
+            (out / "tsa-root.pem").write_bytes(gateway.tsa_root_pem)
+            (out / "ca-root.pem").write_bytes(gateway.ca_root_pem())
 
             # 6. Offline verification against the policy file.
             result = await asyncio.to_thread(
@@ -275,6 +278,7 @@ async def _demo(pdf: bytes, out: Path, password: str | None, passphrase: bytes) 
     print(f"  log key            {out / 'log.vkey'}")
     print(f"  witness keys       {out / 'witness.vkeys'}")
     print(f"  trust policy       {out / 'policy.txt'}")
+    print(f"  trust anchors      {out / 'tsa-root.pem'}, {out / 'ca-root.pem'}")
     print(f"  log data           {log_dir}  (serve it again: ledger serve --data {log_dir})")
     print(f"  verify again       ledger verify {out / 'contract.evidence'} --policy {out / 'policy.txt'}")
     print(f"  result             {'VALID' if result.ok else 'NOT VALID'}")

@@ -292,7 +292,11 @@ class BundleVerifier:
             )
         try:
             roots = x509.load_pem_x509_certificates(bundle.tsa_root_pem)
-            chain = x509.load_pem_x509_certificates(bundle.tsa_chain_pem)
+            chain = (
+                x509.load_pem_x509_certificates(bundle.tsa_chain_pem)
+                if bundle.tsa_chain_pem.strip()
+                else []
+            )
         except ValueError as error:
             raise CheckFailed(f"TSA certificates are malformed: {error}") from error
         digest = hashlib.sha256(bundle.checkpoint_stamped).digest()

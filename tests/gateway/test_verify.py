@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.client import GatewayClient
 from gateway.contract_pdf import build_contract_pdf
 from gateway.demo import run_workflow
+from gateway.fetch import EvidenceFetchError, _fetch
 from gateway.nodes import NodeGroup
 from gateway.service import Gateway, GatewayOptions
 from gateway.verify import verify_bundle
@@ -44,6 +45,9 @@ class Cluster:
     shorter_proofs: dict[int, list[bytes]]  # inclusion proofs at tree_size - 1
     log_responses: dict[str, bytes]
     mirror_responses: dict[str, bytes]
+    fetched: bytes  # a bundle assembled from the mirror's read API
+    fetch_error: str  # the error for a PDF that is not in the log
+    anchors: tuple[bytes, bytes]  # TSA root and CA root (PEM)
 
 
 async def _collect(session: aiohttp.ClientSession, base: str, paths: list[str]) -> dict[str, bytes]:
@@ -111,6 +115,15 @@ async def _run_cluster(folder: Path) -> Cluster:
                     await asyncio.sleep(0.2)
                 log_responses = await _collect(session, gateway.url, paths)
                 mirror_responses = await _collect(session, mirror.url, paths)
+            anchors = (gateway.tsa_root_pem, gateway.ca_root_pem())
+            fetched = await _fetch(
+                outcome.signed_pdf, mirror.url, *anchors, gateway.policy_text()
+            )
+            try:
+                await _fetch(b"%PDF-1.7 unknown", mirror.url, *anchors, gateway.policy_text())
+                fetch_error = ""
+            except EvidenceFetchError as error:
+                fetch_error = str(error)
             other_token = gateway.tsa.stamp(b"some other bytes than the checkpoint")
             policy = gateway.policy_text()
         finally:
@@ -118,7 +131,15 @@ async def _run_cluster(folder: Path) -> Cluster:
     finally:
         await asyncio.to_thread(nodes.stop)
     return Cluster(
-        outcome.evidence, policy, other_token, shorter, log_responses, mirror_responses
+        outcome.evidence,
+        policy,
+        other_token,
+        shorter,
+        log_responses,
+        mirror_responses,
+        fetched,
+        fetch_error,
+        anchors,
     )
 
 
@@ -322,3 +343,28 @@ def test_cli_exit_status_and_reports(cluster, tmp_path):
     assert failed.returncode == 1
     assert "[FAIL] Checkpoint time-stamp token" in failed.stdout
     assert "NOT VALID" in html_report.read_text()
+
+
+def test_pdf_verifies_with_evidence_from_mirror(cluster):
+    result = outcome(cluster.fetched, cluster.policy)
+    failed = [(c.number, c.reason) for c in result.checks if not c.passed]
+    assert not failed
+    assert [step.step for step in result.timeline] == [
+        "upload", "sign", "send", "countersign", "store"
+    ]
+
+
+def test_pdf_not_in_log_is_reported(cluster):
+    assert "no stored contract" in cluster.fetch_error
+
+
+def test_pdf_mode_needs_own_trust_anchors(cluster, tmp_path):
+    pdf = tmp_path / "contract.pdf"
+    pdf.write_bytes(read_bundle(cluster.bundle).document)
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "verify", str(pdf), "--log", "http://127.0.0.1:9"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 1
+    assert "--policy FILE" in result.stderr
+    assert "--tsa-root FILE" in result.stderr

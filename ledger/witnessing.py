@@ -94,6 +94,10 @@ class _WitnessClient:
         # request starts from 0 and a 409 then returns the real size.
         self.tree_size: int | None = None
         self.lock = asyncio.Lock()
+        # The request waiting for the lock, if any. A newer request cancels
+        # it, so a slow witness has at most one request running and one
+        # waiting, however many checkpoints the log signs meanwhile.
+        self.waiting: asyncio.Task | None = None
         self.unix_path: str | None = None
         self.session: aiohttp.ClientSession | None = None
         self.url = endpoint.url.rstrip("/")
@@ -109,6 +113,9 @@ class Witnessing:
     `consistency_proof(size1, size2)` returns the log's consistency proof
     for 0 < size1 < size2 <= the tree_size of the checkpoint being cosigned.
     Preconditions: 0 <= quorum <= len(witnesses), timeout > 0, attempts >= 1.
+    Calls are expected one after another, as the publisher makes them: a
+    request still waiting for a busy witness is dropped when a newer call
+    starts one for that witness.
     """
 
     def __init__(
@@ -171,6 +178,9 @@ class Witnessing:
                 )
                 for task in done:
                     client = tasks[task]
+                    if task.cancelled():
+                        failures[client.name] = "superseded by a newer checkpoint"
+                        continue
                     try:
                         cosignatures[client.name] = task.result()
                         logger.debug(
@@ -245,7 +255,12 @@ class Witnessing:
         checkpoint: checkpoint_format.Checkpoint,
     ) -> bytes:
         """Return the cosignature line of one witness, retrying transient errors."""
+        if client.waiting is not None and not client.waiting.done():
+            client.waiting.cancel()
+        client.waiting = asyncio.current_task()
         async with client.lock:
+            if client.waiting is asyncio.current_task():
+                client.waiting = None
             failed_attempts = 0
             size_retries = 0
             last_error = "no attempt made"

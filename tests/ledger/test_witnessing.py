@@ -170,7 +170,7 @@ async def test_below_quorum_raises(witness_servers, log):
 
 
 async def test_cosignature_from_wrong_key_ignored(witness_servers, log):
-    """A witness answering with another key's cosignature does not count."""
+    """A witness returning another key's cosignature does not count."""
     witnesses, servers = witness_servers
     endpoints = [
         WitnessEndpoint(endpoint(witnesses[0], servers[0]).url, witnesses[1].vkey)
@@ -206,3 +206,30 @@ async def test_forked_checkpoint_gets_no_cosignatures(witness_servers, log):
 def test_quorum_out_of_range():
     with pytest.raises(ValueError):
         Witnessing([], 1, lambda a, b: [])
+
+
+async def test_slow_witness_queue_stays_short(witness_servers, log):
+    """Requests to a slow witness that a newer checkpoint overtook are dropped."""
+    witnesses, servers = witness_servers
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(2)
+        return web.Response(text="late")
+
+    slow_app = web.Application()
+    slow_app.router.add_post("/add-checkpoint", slow)
+    slow_server = await start_app(slow_app)
+    endpoints = [
+        endpoint(witnesses[0], servers[0]),
+        endpoint(witnesses[1], servers[1]),
+        WitnessEndpoint(str(slow_server.make_url("")).rstrip("/"), witnesses[2].vkey),
+    ]
+    witnessing = Witnessing(endpoints, 2, log.proof, timeout=1, attempts=1)
+    try:
+        for tree_size in range(10, 40):
+            await witnessing.cosign(log.note(tree_size))
+        # One request in flight and at most one waiting behind it.
+        assert len(witnessing._stragglers) <= 2
+    finally:
+        await witnessing.close()
+        await slow_server.close()

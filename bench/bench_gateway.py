@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 
 from gateway import sample_parties
-from gateway.client import EnrolledParty, GatewayClient
+from gateway.client import GatewayClient
 from gateway.contract_pdf import build_contract_pdf
 from gateway.service import Gateway, GatewayOptions
 
@@ -97,7 +97,10 @@ async def _measure_workflows(folder: Path) -> tuple[float, float, bytes, bytes]:
             started = time.perf_counter()
             http_pairs = await _enrol_pairs(client, gateway, count, 10_000)
             direct_pairs = await _enrol_pairs(client, gateway, count, 20_000)
-            print(f"enrolled {4 * count} parties in {time.perf_counter() - started:.1f} s", flush=True)
+            print(
+                f"enrolled {4 * count} parties in {time.perf_counter() - started:.1f} s",
+                flush=True,
+            )
             http_rate = await _run_clients(
                 lambda pair: _http_workflow(client, pdf, pair), http_pairs
             )
@@ -105,7 +108,7 @@ async def _measure_workflows(folder: Path) -> tuple[float, float, bytes, bytes]:
             direct_rate = await _run_clients(
                 lambda pair: _direct_workflow(gateway, pdf, pair), direct_pairs
             )
-            first, second = http_pairs[0]
+            first = http_pairs[0][0]
             listed = await client.call("GET", "/api/v1/contracts", first.api_token)
             contract_id = listed["contracts"][0]["contract_id"]
             evidence = await client.evidence(first, contract_id)

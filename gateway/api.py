@@ -34,29 +34,48 @@ _CONTRACT_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 class Workflow(Protocol):
     """The service operations the API exposes; errors are domain exceptions."""
 
-    async def begin_enrolment(self, kind: str, details: dict[str, Any], channel: str) -> str: ...
+    async def begin_enrolment(
+        self, kind: str, details: dict[str, Any], channel: str
+    ) -> str: ...
 
-    async def complete_enrolment(self, challenge_id: str, code: str) -> dict[str, Any]: ...
-
-    async def upload(
-        self, party_id: str, pdf: bytes, title: str | None, password: str | None, countersigner: str
+    async def complete_enrolment(
+        self, challenge_id: str, code: str
     ) -> dict[str, Any]: ...
 
-    async def sign(self, party_id: str, contract_id: str, totp: str) -> dict[str, Any]: ...
+    async def upload(
+        self,
+        party_id: str,
+        pdf: bytes,
+        title: str | None,
+        password: str | None,
+        countersigner: str,
+    ) -> dict[str, Any]: ...
 
-    async def send(self, party_id: str, contract_id: str, recipient: str | None) -> dict[str, Any]: ...
+    async def sign(
+        self, party_id: str, contract_id: str, totp: str
+    ) -> dict[str, Any]: ...
 
-    async def countersign(self, party_id: str, contract_id: str, totp: str) -> dict[str, Any]: ...
+    async def send(
+        self, party_id: str, contract_id: str, recipient: str | None
+    ) -> dict[str, Any]: ...
+
+    async def countersign(
+        self, party_id: str, contract_id: str, totp: str
+    ) -> dict[str, Any]: ...
 
     async def store(self, party_id: str, contract_id: str) -> dict[str, Any]: ...
 
-    async def contracts_of(self, party_id: str, query: dict[str, str]) -> list[dict[str, Any]]: ...
+    async def contracts_of(
+        self, party_id: str, query: dict[str, str]
+    ) -> list[dict[str, Any]]: ...
 
     async def contract(self, party_id: str, contract_id: str) -> dict[str, Any]: ...
 
     async def document(self, party_id: str, contract_id: str) -> bytes: ...
 
-    async def evidence(self, party_id: str, contract_id: str, disclose: bool) -> bytes: ...
+    async def evidence(
+        self, party_id: str, contract_id: str, disclose: bool
+    ) -> bytes: ...
 
 
 WORKFLOW_KEY = web.AppKey("workflow", Workflow)
@@ -82,7 +101,9 @@ def _contract_id(request: web.Request) -> str:
 def _party(request: web.Request) -> str:
     party_id = authenticated_party(request)
     if party_id == OPERATOR:
-        raise Forbidden("the operator token cannot act for a party; use the party's token")
+        raise Forbidden(
+            "the operator token cannot act for a party; use the party's token"
+        )
     return party_id
 
 
@@ -108,7 +129,9 @@ async def begin_enrolment(request: web.Request) -> web.Response:
     channel = text_field(body, "channel", required=False, max_length=8) or "email"
     if channel not in ("email", "phone"):
         raise MalformedRequest("field 'channel' must be 'email' or 'phone'")
-    challenge_id = await request.app[WORKFLOW_KEY].begin_enrolment(kind, details, channel)
+    challenge_id = await request.app[WORKFLOW_KEY].begin_enrolment(
+        kind, details, channel
+    )
     return web.json_response({"challenge_id": challenge_id}, status=202)
 
 
@@ -163,7 +186,9 @@ async def countersign(request: web.Request) -> web.Response:
     contract_id = _contract_id(request)
     code = _totp(await read_map(request))
     async with _contract_lock(request, contract_id):
-        result = await request.app[WORKFLOW_KEY].countersign(party_id, contract_id, code)
+        result = await request.app[WORKFLOW_KEY].countersign(
+            party_id, contract_id, code
+        )
     return web.json_response(result)
 
 

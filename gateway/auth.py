@@ -84,9 +84,7 @@ def bearer_token(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated(
-            "missing API token; send 'Authorization: Bearer <token>'"
-        )
+        raise Unauthenticated("missing API token; send 'Authorization: Bearer <token>'")
     return token.strip()
 
 

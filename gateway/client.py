@@ -121,7 +121,10 @@ class GatewayClient:
     ) -> dict[str, Any]:
         """Take one workflow step (sign, send, countersign or store)."""
         return await self.call(
-            "POST", f"/api/v1/contracts/{contract_id}/{step}", party.api_token, json=body
+            "POST",
+            f"/api/v1/contracts/{contract_id}/{step}",
+            party.api_token,
+            json=body,
         )
 
     async def sign(self, party: EnrolledParty, contract_id: str) -> dict[str, Any]:
@@ -132,8 +135,12 @@ class GatewayClient:
     ) -> dict[str, Any]:
         return await self.step(party, contract_id, "send", {"recipient": recipient})
 
-    async def countersign(self, party: EnrolledParty, contract_id: str) -> dict[str, Any]:
-        return await self.step(party, contract_id, "countersign", {"totp": party.totp()})
+    async def countersign(
+        self, party: EnrolledParty, contract_id: str
+    ) -> dict[str, Any]:
+        return await self.step(
+            party, contract_id, "countersign", {"totp": party.totp()}
+        )
 
     async def store(self, party: EnrolledParty, contract_id: str) -> dict[str, Any]:
         return await self.step(party, contract_id, "store", {})

@@ -19,22 +19,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "signatures. Exit status 0 only when every check passed."
         ),
     )
-    verify.add_argument("evidence", type=Path, metavar="BUNDLE|PDF",
-                        help="an evidence bundle, or a signed PDF with --log")
-    verify.add_argument("--policy", type=Path, metavar="FILE",
-                        help="trust policy (C2SP tlog-policy) to verify against; "
-                        "default: the bundle's own, which is self-asserted")
-    verify.add_argument("--log", metavar="URL",
-                        help="base URL of a log or mirror to fetch the evidence "
-                        "of a PDF from (the URL that serves /log/)")
-    verify.add_argument("--tsa-root", type=Path, metavar="FILE",
-                        help="TSA trust anchor (PEM) for a PDF verified with --log")
-    verify.add_argument("--ca-root", type=Path, metavar="FILE",
-                        help="signing CA root (PEM) for a PDF verified with --log")
-    verify.add_argument("--password", metavar="PW",
-                        help="password of an encrypted PDF in the bundle")
-    verify.add_argument("--report", type=Path, metavar="FILE",
-                        help="also write the report for a court to FILE (.pdf or .html)")
+    verify.add_argument(
+        "evidence",
+        type=Path,
+        metavar="BUNDLE|PDF",
+        help="an evidence bundle, or a signed PDF with --log",
+    )
+    verify.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="trust policy (C2SP tlog-policy) to verify against; "
+        "default: the bundle's own, which is self-asserted",
+    )
+    verify.add_argument(
+        "--log",
+        metavar="URL",
+        help="base URL of a log or mirror to fetch the evidence "
+        "of a PDF from (the URL that serves /log/)",
+    )
+    verify.add_argument(
+        "--tsa-root",
+        type=Path,
+        metavar="FILE",
+        help="TSA trust anchor (PEM) for a PDF verified with --log",
+    )
+    verify.add_argument(
+        "--ca-root",
+        type=Path,
+        metavar="FILE",
+        help="signing CA root (PEM) for a PDF verified with --log",
+    )
+    verify.add_argument(
+        "--password", metavar="PW", help="password of an encrypted PDF in the bundle"
+    )
+    verify.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="also write the report for a court to FILE (.pdf or .html)",
+    )
     verify.set_defaults(handler=run_verify)
 
     demo = subparsers.add_parser(
@@ -46,12 +70,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "and store a contract, then build and verify its evidence bundle."
         ),
     )
-    demo.add_argument("pdf", type=Path, nargs="?", metavar="PDF",
-                      help="contract to sign (default: a generated sample contract)")
-    demo.add_argument("--out", type=Path, required=True, metavar="DIR",
-                      help="folder for the signed PDF, the evidence and the log data")
-    demo.add_argument("--password", metavar="PW",
-                      help="password of an encrypted PDF")
+    demo.add_argument(
+        "pdf",
+        type=Path,
+        nargs="?",
+        metavar="PDF",
+        help="contract to sign (default: a generated sample contract)",
+    )
+    demo.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder for the signed PDF, the evidence and the log data",
+    )
+    demo.add_argument("--password", metavar="PW", help="password of an encrypted PDF")
     demo.set_defaults(handler=run_demo)
 
 
@@ -64,7 +97,10 @@ def run_verify(args: argparse.Namespace) -> int:
         data = args.evidence.read_bytes()
         policy_text = args.policy.read_bytes() if args.policy else None
     except OSError as error:
-        print(f"ledger verify: cannot read {error.filename}: {error.strerror}", file=sys.stderr)
+        print(
+            f"ledger verify: cannot read {error.filename}: {error.strerror}",
+            file=sys.stderr,
+        )
         return 2
     if data.startswith(b"%PDF-"):
         if not args.log:
@@ -107,7 +143,8 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo and return its exit status."""
-    from gateway.demo import DemoError, run_demo as demo
+    from gateway.demo import DemoError
+    from gateway.demo import run_demo as demo
 
     try:
         return demo(args.pdf, args.out, password=args.password)

@@ -16,69 +16,89 @@ from fpdf import FPDF
 CLAUSES = (
     (
         "Services",
-        "The Supplier shall provide the Customer with the hosting, monitoring "
-        "and support services described in Schedule 1 (the Services), with the "
-        "skill and care expected of a competent provider of such services.",
+        (
+            "The Supplier shall provide the Customer with the hosting, monitoring "
+            "and support services described in Schedule 1 (the Services), with the "
+            "skill and care expected of a competent provider of such services."
+        ),
     ),
     (
         "Term",
-        "This Agreement starts on the Effective Date and runs for twelve (12) "
-        "months. It renews for further periods of twelve months unless either "
-        "party gives written notice at least sixty (60) days before the end of "
-        "the current period.",
+        (
+            "This Agreement starts on the Effective Date and runs for twelve (12) "
+            "months. It renews for further periods of twelve months unless either "
+            "party gives written notice at least sixty (60) days before the end of "
+            "the current period."
+        ),
     ),
     (
         "Fees and payment",
-        "The Customer shall pay the fees set out in Schedule 2 within thirty "
-        "(30) days of the date of each invoice. Late payments bear interest at "
-        "the statutory rate from the due date until payment in full.",
+        (
+            "The Customer shall pay the fees set out in Schedule 2 within thirty "
+            "(30) days of the date of each invoice. Late payments bear interest at "
+            "the statutory rate from the due date until payment in full."
+        ),
     ),
     (
         "Service levels",
-        "The Supplier shall make the Services available 99.9 percent of each "
-        "calendar month, excluding announced maintenance. For each full tenth "
-        "of a percent below that level the Customer receives a credit of two "
-        "percent of the monthly fee, up to fifty percent of that fee.",
+        (
+            "The Supplier shall make the Services available 99.9 percent of each "
+            "calendar month, excluding announced maintenance. For each full tenth "
+            "of a percent below that level the Customer receives a credit of two "
+            "percent of the monthly fee, up to fifty percent of that fee."
+        ),
     ),
     (
         "Confidentiality",
-        "Each party shall keep the other party's confidential information "
-        "secret, use it only to perform this Agreement and disclose it only to "
-        "employees and advisers who need to know it and are bound by duties of "
-        "confidence at least as strict as this clause.",
+        (
+            "Each party shall keep the other party's confidential information "
+            "secret, use it only to perform this Agreement and disclose it only to "
+            "employees and advisers who need to know it and are bound by duties of "
+            "confidence at least as strict as this clause."
+        ),
     ),
     (
         "Data protection",
-        "Where the Supplier processes personal data on behalf of the Customer, "
-        "it does so only on documented instructions, under the data processing "
-        "terms of Schedule 3, and with appropriate technical and organisational "
-        "measures to protect that data.",
+        (
+            "Where the Supplier processes personal data on behalf of the Customer, "
+            "it does so only on documented instructions, under the data processing "
+            "terms of Schedule 3, and with appropriate technical and organisational "
+            "measures to protect that data."
+        ),
     ),
     (
         "Liability",
-        "Neither party excludes liability for death or personal injury caused "
-        "by negligence, or for fraud. Otherwise each party's total liability "
-        "under this Agreement in any contract year is limited to the fees paid "
-        "or payable in that year.",
+        (
+            "Neither party excludes liability for death or personal injury caused "
+            "by negligence, or for fraud. Otherwise each party's total liability "
+            "under this Agreement in any contract year is limited to the fees paid "
+            "or payable in that year."
+        ),
     ),
     (
         "Termination",
-        "Either party may terminate this Agreement with immediate effect by "
-        "written notice if the other party commits a material breach that it "
-        "does not remedy within thirty (30) days of being asked to do so.",
+        (
+            "Either party may terminate this Agreement with immediate effect by "
+            "written notice if the other party commits a material breach that it "
+            "does not remedy within thirty (30) days of being asked to do so."
+        ),
     ),
     (
         "Electronic signature",
-        "The parties agree to sign this Agreement with advanced electronic "
-        "signatures. Each signing step is recorded in a public transparency "
-        "log, and the evidence bundle issued for this Agreement is accepted by "
-        "both parties as proof of who signed it and when.",
+        (
+            "The parties agree to sign this Agreement with advanced electronic "
+            "signatures. Each signing step is recorded in a public transparency "
+            "log, and the evidence bundle issued for this Agreement is accepted by "
+            "both parties as proof of who signed it and when."
+        ),
     ),
     (
         "Governing law",
-        "This Agreement and any dispute arising from it are governed by the "
-        "laws of the place of the Supplier's registered office, whose courts "
-        "have exclusive jurisdiction.",
+        (
+            "This Agreement and any dispute arising from it are governed by the "
+            "laws of the place of the Supplier's registered office, whose courts "
+            "have exclusive jurisdiction."
+        ),
     ),
 )
 
@@ -102,14 +122,12 @@ def build_contract_pdf(created: dt.date | None = None) -> bytes:
     `created` is printed as the Effective Date and stored as the creation date;
     it defaults to today in UTC.
     """
-    created = created or dt.datetime.now(dt.timezone.utc).date()
+    created = created or dt.datetime.now(dt.UTC).date()
     pdf = FPDF(format="A4")
     pdf.set_title("Services Agreement")
     pdf.set_author("Contract Ledger demo")
     pdf.set_creator("contract-ledger")
-    pdf.set_creation_date(
-        dt.datetime.combine(created, dt.time(0, 0), tzinfo=dt.timezone.utc)
-    )
+    pdf.set_creation_date(dt.datetime.combine(created, dt.time(0, 0), tzinfo=dt.UTC))
     pdf.set_auto_page_break(auto=True, margin=20)
 
     # Page 1: parties and the first clauses.

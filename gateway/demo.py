@@ -161,12 +161,11 @@ async def _mirror_matches(
 
 
 async def _demo(pdf: bytes, out: Path, password: str | None, passphrase: bytes) -> int:
-    from ledger.log import init_log
-
     from gateway.nodes import NodeGroup, NodeStartError
     from gateway.report import write_report
     from gateway.service import Gateway, GatewayOptions
     from gateway.verify import verify_bundle
+    from ledger.log import init_log
 
     progress = _print_progress()
     log_dir = out / "log"
@@ -227,7 +226,9 @@ async def _demo(pdf: bytes, out: Path, password: str | None, passphrase: bytes) 
                 )
             except ApiCallError as error:
                 if error.status in (413, 422):
-                    raise DemoError(f"the PDF cannot be signed: {error.reason}") from error
+                    raise DemoError(
+                        f"the PDF cannot be signed: {error.reason}"
+                    ) from error
                 raise DemoError(str(error)) from error
 
             # 5. The outputs next to each other.
@@ -235,7 +236,9 @@ async def _demo(pdf: bytes, out: Path, password: str | None, passphrase: bytes) 
             (out / "contract.signed.pdf").write_bytes(outcome.signed_pdf)
             (out / "contract.evidence").write_bytes(outcome.evidence)
             shutil.copyfile(log_dir / "log.vkey", out / "log.vkey")
-            (out / "witness.vkeys").write_text("".join(w.vkey + "\n" for w in witnesses))
+            (out / "witness.vkeys").write_text(
+                "".join(w.vkey + "\n" for w in witnesses)
+            )
             (out / "policy.txt").write_bytes(policy)
             (out / "tsa-root.pem").write_bytes(gateway.tsa_root_pem)
             (out / "ca-root.pem").write_bytes(gateway.ca_root_pem())
@@ -256,7 +259,10 @@ async def _demo(pdf: bytes, out: Path, password: str | None, passphrase: bytes) 
                 f"{len(result.checks)} checks passed"
             )
             for check in failed:
-                print(f"      check {check.number} {check.title}: {check.reason}", flush=True)
+                print(
+                    f"      check {check.number} {check.title}: {check.reason}",
+                    flush=True,
+                )
 
             # 7. The mirror serves the same proofs.
             mirrored = await _mirror_matches(
@@ -279,17 +285,20 @@ async def _demo(pdf: bytes, out: Path, password: str | None, passphrase: bytes) 
     print(f"  witness keys       {out / 'witness.vkeys'}")
     print(f"  trust policy       {out / 'policy.txt'}")
     print(f"  trust anchors      {out / 'tsa-root.pem'}, {out / 'ca-root.pem'}")
-    print(f"  log data           {log_dir}  (serve it again: ledger serve --data {log_dir})")
-    print(f"  verify again       ledger verify {out / 'contract.evidence'} --policy {out / 'policy.txt'}")
+    print(
+        f"  log data           {log_dir}  (serve it again: ledger serve --data {log_dir})"
+    )
+    print(
+        f"  verify again       ledger verify {out / 'contract.evidence'} --policy {out / 'policy.txt'}"
+    )
     print(f"  result             {'VALID' if result.ok else 'NOT VALID'}")
     return 0 if result.ok else 1
 
 
 def run_demo(pdf_path: Path | None, out: Path, password: str | None = None) -> int:
     """Run the demo on `pdf_path` (or the generated contract) into `out`; return the exit status."""
-    from ledger.keys import PassphraseMissingError, passphrase_from_environment
-
     from gateway.contract_pdf import write_contract_pdf
+    from ledger.keys import PassphraseMissingError, passphrase_from_environment
 
     try:
         passphrase = passphrase_from_environment()

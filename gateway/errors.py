@@ -159,9 +159,7 @@ def error_response(
 ) -> web.Response:
     """Build the JSON error response every failure uses."""
     body = json.dumps({"error": code, "reason": reason})
-    response = web.Response(
-        status=status, text=body, content_type="application/json"
-    )
+    response = web.Response(status=status, text=body, content_type="application/json")
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response

@@ -66,7 +66,9 @@ def build_bundle(
 
     published = store.latest_checkpoint()
     if published is None or published.time_stamp_token is None:
-        raise EvidenceBuildError("the log has not published a time-stamped checkpoint yet")
+        raise EvidenceBuildError(
+            "the log has not published a time-stamped checkpoint yet"
+        )
     highest = max(leaf_indexes)
     if highest >= published.tree_size:
         raise EvidenceBuildError(
@@ -81,7 +83,9 @@ def build_bundle(
         tlog_proof = TlogProof(
             index=leaf_index, hashes=list(proof), checkpoint=published.note
         ).encode()
-        entries.append(LoggedEntry(leaf_index, store.read_entry(leaf_index), tlog_proof))
+        entries.append(
+            LoggedEntry(leaf_index, store.read_entry(leaf_index), tlog_proof)
+        )
 
     bundle = EvidenceBundle(
         contract=contract_id,
@@ -97,7 +101,7 @@ def build_bundle(
         ca_root_pem=trust.ca_root_pem,
         salts=list(salts),
     )
-    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return bundle.to_bytes(
         hashlib.sha256(document).hexdigest(), entry_types or {}, created
     )

@@ -54,7 +54,9 @@ async def _latest(session: aiohttp.ClientSession, log: str) -> tuple[bytes, byte
         after = await _get(session, f"{log}/checkpoint")
         if before == after:
             return before, token
-    raise EvidenceFetchError("the log published new checkpoints faster than they could be read")
+    raise EvidenceFetchError(
+        "the log published new checkpoints faster than they could be read"
+    )
 
 
 def _stamped_note(cosigned: bytes) -> bytes:
@@ -121,7 +123,9 @@ async def _fetch(
                 f"no stored contract in the log at {base_url} (tree_size "
                 f"{tree_size}) has the document SHA-256 {digest.hex()}"
             )
-        chosen = {i: raw for i, (raw, e) in entries.items() if e["contract"] == contract}
+        chosen = {
+            i: raw for i, (raw, e) in entries.items() if e["contract"] == contract
+        }
 
         # 3. An inclusion proof of each entry for the checkpoint's tree.
         logged = []
@@ -147,7 +151,7 @@ async def _fetch(
         policy=policy,
         ca_root_pem=ca_root,
     )
-    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return bundle.to_bytes(digest.hex(), {}, created)
 
 

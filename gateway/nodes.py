@@ -64,14 +64,13 @@ class NodeGroup:
             os.environ,
             LEDGER_PASSPHRASE=node_passphrase(self.operator_passphrase, name),
         )
-        log_file = open(data_dir / "node.log", "ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", *arguments],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=environment,
-        )
-        log_file.close()
+        with open(data_dir / "node.log", "ab") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", *arguments],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=environment,
+            )
         node = NodeProcess(name, process, data_dir)
         self.nodes.append(node)
         return node
@@ -93,9 +92,7 @@ class NodeGroup:
             f"{node.name} did not write {url_path} within {START_TIMEOUT} seconds"
         )
 
-    def start_witnesses(
-        self, folders: list[Path], log_vkey: str
-    ) -> list[NodeProcess]:
+    def start_witnesses(self, folders: list[Path], log_vkey: str) -> list[NodeProcess]:
         """Start one witness per folder for the log `log_vkey`, all at once.
 
         Returns them once each serves; the folder name is the node name.
@@ -108,11 +105,16 @@ class NodeGroup:
                     name,
                     data_dir,
                     [
-                        "witness", "serve",
-                        "--data", str(data_dir),
-                        "--listen", "127.0.0.1:0",
-                        "--log", log_vkey,
-                        "--name", f"{name}.localhost",
+                        "witness",
+                        "serve",
+                        "--data",
+                        str(data_dir),
+                        "--listen",
+                        "127.0.0.1:0",
+                        "--log",
+                        log_vkey,
+                        "--name",
+                        f"{name}.localhost",
                     ],
                 )
             )
@@ -121,18 +123,25 @@ class NodeGroup:
             node.vkey = (node.data_dir / "witness.vkey").read_text().strip()
         return started
 
-    def start_mirror(self, data_dir: Path, source_url: str, log_vkey: str) -> NodeProcess:
+    def start_mirror(
+        self, data_dir: Path, source_url: str, log_vkey: str
+    ) -> NodeProcess:
         """Start a mirror following the log at `source_url`; return it once it serves."""
         node = self._spawn(
             "mirror",
             data_dir,
             [
                 "mirror",
-                "--source", source_url,
-                "--data", str(data_dir),
-                "--listen", "127.0.0.1:0",
-                "--log", log_vkey,
-                "--interval", "0.2",
+                "--source",
+                source_url,
+                "--data",
+                str(data_dir),
+                "--listen",
+                "127.0.0.1:0",
+                "--log",
+                log_vkey,
+                "--interval",
+                "0.2",
             ],
         )
         self._wait_for_url(node)

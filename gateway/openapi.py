@@ -20,17 +20,30 @@ def _json_or_cbor(schema_ref: str) -> dict[str, Any]:
     }
 
 
-def _ok(description: str, schema_ref: str | None = None, media: str = "application/json") -> dict[str, Any]:
+def _ok(
+    description: str, schema_ref: str | None = None, media: str = "application/json"
+) -> dict[str, Any]:
     response: dict[str, Any] = {"description": description}
     if schema_ref:
-        response["content"] = {media: {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}
+        response["content"] = {
+            media: {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}
+        }
     elif media != "application/json":
-        response["content"] = {media: {"schema": {"type": "string", "format": "binary"}}}
+        response["content"] = {
+            media: {"schema": {"type": "string", "format": "binary"}}
+        }
     return response
 
 
-def _operation(summary: str, op_id: str, responses: dict[str, Any], *, body: str | None = None,
-               operator: bool = False, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _operation(
+    summary: str,
+    op_id: str,
+    responses: dict[str, Any],
+    *,
+    body: str | None = None,
+    operator: bool = False,
+    params: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary,
         "operationId": op_id,
@@ -56,7 +69,12 @@ def _operation(summary: str, op_id: str, responses: dict[str, Any], *, body: str
     return operation
 
 
-_CONTRACT_ID = {"name": "contract_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_CONTRACT_ID = {
+    "name": "contract_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -81,14 +99,21 @@ def openapi_document() -> dict[str, Any]:
             "responses": {
                 "Error": {
                     "description": "The request failed; nothing was logged.",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/Error"}
+                        }
+                    },
                 }
             },
             "schemas": {
                 "Error": {
                     "type": "object",
                     "required": ["error", "reason"],
-                    "properties": {"error": {"type": "string"}, "reason": {"type": "string"}},
+                    "properties": {
+                        "error": {"type": "string"},
+                        "reason": {"type": "string"},
+                    },
                 },
                 "Enrolment": {
                     "type": "object",
@@ -129,8 +154,13 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "required": ["pdf", "countersigner"],
                     "properties": {
-                        "countersigner": {"type": "string", "description": "party_id of the other party"},
-                        "pdf": {"description": "PDF bytes: CBOR byte string or base64 text in JSON"},
+                        "countersigner": {
+                            "type": "string",
+                            "description": "party_id of the other party",
+                        },
+                        "pdf": {
+                            "description": "PDF bytes: CBOR byte string or base64 text in JSON"
+                        },
                         "title": {"type": "string"},
                         "password": {"type": "string"},
                     },
@@ -138,7 +168,9 @@ def openapi_document() -> dict[str, Any]:
                 "Sign": {
                     "type": "object",
                     "required": ["totp"],
-                    "properties": {"totp": {"type": "string", "pattern": "^[0-9]{6,8}$"}},
+                    "properties": {
+                        "totp": {"type": "string", "pattern": "^[0-9]{6,8}$"}
+                    },
                 },
                 "Send": {
                     "type": "object",
@@ -168,67 +200,124 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/parties": {
                 "post": _operation(
                     "Begin enrolling a person or an enterprise; a proofing code "
-                    "goes to the e-mail address or phone", "begin_enrolment",
-                    {"202": _ok("Proofing started", "Challenge")}, body="Enrolment", operator=True,
+                    "goes to the e-mail address or phone",
+                    "begin_enrolment",
+                    {"202": _ok("Proofing started", "Challenge")},
+                    body="Enrolment",
+                    operator=True,
                 )
             },
             "/api/v1/parties/{challenge_id}/complete": {
                 "post": _operation(
-                    "Complete the enrolment with the proofing code", "complete_enrolment",
-                    {"201": _ok("Enrolled", "Party")}, body="ProofingCode", operator=True,
-                    params=[{"name": "challenge_id", "in": "path", "required": True,
-                             "schema": {"type": "string"}}],
+                    "Complete the enrolment with the proofing code",
+                    "complete_enrolment",
+                    {"201": _ok("Enrolled", "Party")},
+                    body="ProofingCode",
+                    operator=True,
+                    params=[
+                        {
+                            "name": "challenge_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
                 )
             },
             "/api/v1/contracts": {
                 "post": _operation(
-                    "Upload a contract PDF", "upload", {"201": _ok("Uploaded", step)}, body="Upload"
+                    "Upload a contract PDF",
+                    "upload",
+                    {"201": _ok("Uploaded", step)},
+                    body="Upload",
                 ),
                 "get": _operation(
-                    "List and search the caller's contracts", "list_contracts",
+                    "List and search the caller's contracts",
+                    "list_contracts",
                     {"200": _ok("Contracts", "Contract")},
                     params=[
                         {"name": "status", "in": "query", "schema": {"type": "string"}},
                         {"name": "party", "in": "query", "schema": {"type": "string"}},
-                        {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
-                        {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                        {
+                            "name": "since",
+                            "in": "query",
+                            "schema": {"type": "string", "format": "date-time"},
+                        },
+                        {
+                            "name": "until",
+                            "in": "query",
+                            "schema": {"type": "string", "format": "date-time"},
+                        },
                     ],
                 ),
             },
             "/api/v1/contracts/{contract_id}": {
                 "get": _operation(
-                    "Show a contract and the status of each step", "get_contract",
-                    {"200": _ok("Contract", "Contract")}, params=[_CONTRACT_ID],
+                    "Show a contract and the status of each step",
+                    "get_contract",
+                    {"200": _ok("Contract", "Contract")},
+                    params=[_CONTRACT_ID],
                 )
             },
             "/api/v1/contracts/{contract_id}/sign": {
-                "post": _operation("Sign as the first party", "sign", {"200": _ok("Signed", step)},
-                                   body="Sign", params=[_CONTRACT_ID])
+                "post": _operation(
+                    "Sign as the first party",
+                    "sign",
+                    {"200": _ok("Signed", step)},
+                    body="Sign",
+                    params=[_CONTRACT_ID],
+                )
             },
             "/api/v1/contracts/{contract_id}/send": {
-                "post": _operation("Send to the other party", "send", {"200": _ok("Sent", step)},
-                                   body="Send", params=[_CONTRACT_ID])
+                "post": _operation(
+                    "Send to the other party",
+                    "send",
+                    {"200": _ok("Sent", step)},
+                    body="Send",
+                    params=[_CONTRACT_ID],
+                )
             },
             "/api/v1/contracts/{contract_id}/countersign": {
-                "post": _operation("Countersign as the other party", "countersign",
-                                   {"200": _ok("Countersigned", step)}, body="Sign", params=[_CONTRACT_ID])
+                "post": _operation(
+                    "Countersign as the other party",
+                    "countersign",
+                    {"200": _ok("Countersigned", step)},
+                    body="Sign",
+                    params=[_CONTRACT_ID],
+                )
             },
             "/api/v1/contracts/{contract_id}/store": {
-                "post": _operation("Upgrade to PAdES B-LTA and store", "store",
-                                   {"200": _ok("Stored", step)}, body="Empty", params=[_CONTRACT_ID])
+                "post": _operation(
+                    "Upgrade to PAdES B-LTA and store",
+                    "store",
+                    {"200": _ok("Stored", step)},
+                    body="Empty",
+                    params=[_CONTRACT_ID],
+                )
             },
             "/api/v1/contracts/{contract_id}/document": {
-                "get": _operation("Download the current PDF", "download",
-                                  {"200": _ok("PDF", media="application/pdf")}, params=[_CONTRACT_ID])
+                "get": _operation(
+                    "Download the current PDF",
+                    "download",
+                    {"200": _ok("PDF", media="application/pdf")},
+                    params=[_CONTRACT_ID],
+                )
             },
             "/api/v1/contracts/{contract_id}/evidence": {
-                "get": _operation("Download the evidence bundle", "evidence",
-                                  {"200": _ok("Evidence bundle (ZIP)", media="application/zip")},
-                                  params=[_CONTRACT_ID, {
-                                      "name": "disclose", "in": "query",
-                                      "schema": {"enum": ["true", "false"]},
-                                      "description": "add the caller's enrolment salts",
-                                  }])
+                "get": _operation(
+                    "Download the evidence bundle",
+                    "evidence",
+                    {"200": _ok("Evidence bundle (ZIP)", media="application/zip")},
+                    params=[
+                        _CONTRACT_ID,
+                        {
+                            "name": "disclose",
+                            "in": "query",
+                            "schema": {"enum": ["true", "false"]},
+                            "description": "add the caller's enrolment salts",
+                        },
+                    ],
+                )
             },
         },
     }

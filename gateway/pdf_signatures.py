@@ -54,12 +54,11 @@ def _roots(ca_root_pem: bytes) -> list[asn1_x509.Certificate]:
 async def _validate(
     pdf: bytes, ca_root_pem: bytes, tsa_root_pem: bytes, password: str | None
 ) -> list[SignatureReport]:
+    from pyhanko.pdf_utils.crypt import AuthStatus
     from pyhanko.pdf_utils.misc import PdfReadError
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import async_validate_pdf_signature
     from pyhanko_certvalidator import ValidationContext
-
-    from pyhanko.pdf_utils.crypt import AuthStatus
 
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
@@ -107,7 +106,11 @@ async def _validate(
                 "its permissions forbid"
             )
         certificate = status.signing_cert
-        signed_at = status.timestamp_validity.timestamp if status.timestamp_validity else status.signer_reported_dt
+        signed_at = (
+            status.timestamp_validity.timestamp
+            if status.timestamp_validity
+            else status.signer_reported_dt
+        )
         reports.append(
             SignatureReport(
                 field_name=name,

@@ -27,7 +27,12 @@ def _summary_rows(result: VerificationResult) -> list[tuple[str, str]]:
         ("Log origin", result.origin or "unknown"),
     ]
     if result.tree_size is not None:
-        rows.append(("Checkpoint", f"tree_size {result.tree_size}, root_hash {result.root_hash}"))
+        rows.append(
+            (
+                "Checkpoint",
+                f"tree_size {result.tree_size}, root_hash {result.root_hash}",
+            )
+        )
     rows.append(("Checkpoint time-stamp", result.checkpoint_time or "not established"))
     rows.append(("Trust policy", result.policy_source or "unknown"))
     rows.append(("Verdict", "VALID" if result.ok else "NOT VALID"))
@@ -60,7 +65,10 @@ def render_text(result: VerificationResult) -> str:
         for key in result.keys:
             lines.append(f"  {key.role:<22} {key.name}")
             lines.append(f"  {'':<22} {key.fingerprint}")
-    lines += ["", "Result: " + ("all checks passed" if result.ok else "verification FAILED")]
+    lines += [
+        "",
+        "Result: " + ("all checks passed" if result.ok else "verification FAILED"),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -112,12 +120,16 @@ def render_html(result: VerificationResult) -> str:
     parts.append("</table>")
 
     parts.append("<h2>Checks</h2>")
-    parts.append("<table><tr><th>#</th><th>Check</th><th>Result</th><th>Reason</th></tr>")
+    parts.append(
+        "<table><tr><th>#</th><th>Check</th><th>Result</th><th>Reason</th></tr>"
+    )
     for check in result.checks:
         css = check.status.replace(" ", "")
         reason = e(check.reason)
         if check.details:
-            reason += "<ul>" + "".join(f"<li>{e(d)}</li>" for d in check.details) + "</ul>"
+            reason += (
+                "<ul>" + "".join(f"<li>{e(d)}</li>" for d in check.details) + "</ul>"
+            )
         parts.append(
             f"<tr><td>{check.number}</td><td>{e(check.title)}</td>"
             f'<td class="{css}">{_MARK[check.status]}</td><td>{reason}</td></tr>'
@@ -132,7 +144,7 @@ def render_html(result: VerificationResult) -> str:
             f'<td class="mono">{e(key.fingerprint)}</td></tr>'
         )
     parts.append("</table>")
-    generated = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     parts.append(f"<p>Report generated {e(generated)} by ledger verify.</p>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
@@ -187,7 +199,12 @@ def render_pdf(result: VerificationResult) -> bytes:
         for check in result.checks:
             reason = "; ".join([check.reason, *check.details]).strip("; ")
             table.row(
-                (str(check.number), _latin1(check.title), _MARK[check.status], _latin1(reason))
+                (
+                    str(check.number),
+                    _latin1(check.title),
+                    _MARK[check.status],
+                    _latin1(reason),
+                )
             )
     pdf.set_font("Helvetica", "B", 12)
     pdf.ln(4)

@@ -88,11 +88,15 @@ class Gateway:
 
     async def start(self) -> None:
         """Open every component and serve the app on 127.0.0.1."""
-        from identity.ca import CaSettings, CertificateAuthority
+        from gateway.app import build_app
+        from gateway.auth import OPERATOR, TokenStore
+        from gateway.outbox import Outbox
+        from gateway.workflow import EnrolmentIndex, ServiceWorkflow
+        from identity.ca import CaSettings, CertificateAuthority, utc_now
         from identity.proofing import DocumentCodeVerifier
         from identity.service import IdentityService
         from identity.store import IdentityStore
-        from identity.ca import utc_now
+        from ledger import merkle
         from ledger.log import init_log, open_log
         from ledger.publisher import Publisher
         from ledger.sequencer import Sequencer
@@ -101,12 +105,6 @@ class Gateway:
         from ledger.tsa.client import local_stamper
         from ledger.tsa.keys import load_or_create_credentials
         from ledger.witnessing import WitnessEndpoint, Witnessing
-        from ledger import merkle
-
-        from gateway.app import build_app
-        from gateway.auth import OPERATOR, TokenStore
-        from gateway.outbox import Outbox
-        from gateway.workflow import EnrolmentIndex, ServiceWorkflow
 
         options = self.options
         data = options.data_dir
@@ -122,7 +120,11 @@ class Gateway:
         # 1. The log: created on first start, configured with the witnesses.
         log_passphrase = options.log_passphrase or options.passphrase
         if not (self.log_dir / "log.vkey").exists():
-            init_log(self.log_dir, options.origin or f"ledger.localhost/{data.name}", log_passphrase)
+            init_log(
+                self.log_dir,
+                options.origin or f"ledger.localhost/{data.name}",
+                log_passphrase,
+            )
         log = open_log(self.log_dir, passphrase=log_passphrase)
         self.store = log.store
         self._closers.append(log.close)
@@ -165,7 +167,9 @@ class Gateway:
         if (ca_dir / "root.pem").exists():
             self.ca = CertificateAuthority.open(ca_dir, options.passphrase, ca_settings)
         else:
-            self.ca = CertificateAuthority.create(ca_dir, options.passphrase, ca_settings)
+            self.ca = CertificateAuthority.create(
+                ca_dir, options.passphrase, ca_settings
+            )
         self._closers.append(self.ca.close)
         self.outbox = Outbox(data / "outbox" / "proofing")
         identity_store = IdentityStore(data / "identity", options.passphrase)
@@ -224,7 +228,9 @@ class Gateway:
             )
         else:
             master_key = MasterKey.generate()
-            key_path.write_bytes(master_key.encrypt_for_storage(self.options.passphrase))
+            key_path.write_bytes(
+                master_key.encrypt_for_storage(self.options.passphrase)
+            )
         index = ContractIndex(folder / "index.lmdb")
         self._closers.append(index.close)
         # Three folders stand in for three storage locations; an operator

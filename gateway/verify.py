@@ -71,7 +71,7 @@ def _b64(data: bytes) -> str:
 def _iso_millis(value: Any) -> str:
     if not isinstance(value, int):
         return "unknown"
-    moment = dt.datetime.fromtimestamp(value / 1000, dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(value / 1000, dt.UTC)
     return moment.isoformat(timespec="seconds")
 
 
@@ -121,7 +121,18 @@ class BundleVerifier:
             self.check_salts,
         ]
         # Each check lists the earlier checks whose facts it uses.
-        needs = {1: [], 2: [1], 3: [2], 4: [3], 5: [3], 6: [3], 7: [6], 8: [7], 9: [7], 10: [6]}
+        needs = {
+            1: [],
+            2: [1],
+            3: [2],
+            4: [3],
+            5: [3],
+            6: [3],
+            7: [6],
+            8: [7],
+            9: [7],
+            10: [6],
+        }
         checks = self.result.checks
         for number, (title, step) in enumerate(zip(TITLES, steps), start=1):
             check = Check(number, title)
@@ -263,7 +274,7 @@ class BundleVerifier:
         except QuorumError as error:
             raise CheckFailed(str(error)) from error
         for name, timestamp in cosigners:
-            moment = dt.datetime.fromtimestamp(timestamp, dt.timezone.utc)
+            moment = dt.datetime.fromtimestamp(timestamp, dt.UTC)
             check.details.append(f"cosigned by {name} at {moment.isoformat()}")
         check.reason = (
             f"{len(cosigners)} valid cosignature(s); quorum "
@@ -312,7 +323,7 @@ class BundleVerifier:
             raise CheckFailed(
                 f"time-stamp token does not verify over the checkpoint: {error}"
             ) from error
-        moment = info.gen_time.astimezone(dt.timezone.utc).isoformat()
+        moment = info.gen_time.astimezone(dt.UTC).isoformat()
         self.result.checkpoint_time = moment
         for root in roots:
             self.result.keys.append(
@@ -393,7 +404,9 @@ class BundleVerifier:
                 )
             step = entry.get("type")
             if step not in STEP_ORDER:
-                raise CheckFailed(f"entry at leaf_index {index} has unknown type {step!r}")
+                raise CheckFailed(
+                    f"entry at leaf_index {index} has unknown type {step!r}"
+                )
             position = STEP_ORDER.index(step)
             if position < previous_step:
                 raise CheckFailed(
@@ -470,7 +483,9 @@ class BundleVerifier:
                     "SHA-256:" + signature.certificate_sha256.hex(),
                 )
             )
-        check.reason = f"{len(signatures)} valid signature(s), document unmodified since the last"
+        check.reason = (
+            f"{len(signatures)} valid signature(s), document unmodified since the last"
+        )
 
     # 10. Disclosed salts reproduce the logged commitments.
     def check_salts(self, check: Check) -> None:
@@ -488,7 +503,9 @@ class BundleVerifier:
             try:
                 entry = decode_entry(raw[salt.leaf_index])
             except EntryError as error:
-                raise CheckFailed(f"entry {salt.leaf_index} is invalid: {error}") from error
+                raise CheckFailed(
+                    f"entry {salt.leaf_index} is invalid: {error}"
+                ) from error
             logged = _commitment(entry, salt.label)
             if logged is None:
                 raise CheckFailed(

@@ -57,7 +57,9 @@ def _person_details(details: dict[str, Any]):
             phone=details["phone"],
         )
     except KeyError as error:
-        raise MalformedRequest(f"person details lack the field {error.args[0]!r}") from error
+        raise MalformedRequest(
+            f"person details lack the field {error.args[0]!r}"
+        ) from error
 
 
 def _enterprise_details(details: dict[str, Any]):
@@ -96,9 +98,13 @@ class ServiceWorkflow:
 
     # Enrolment.
 
-    async def begin_enrolment(self, kind: str, details: dict[str, Any], channel: str) -> str:
+    async def begin_enrolment(
+        self, kind: str, details: dict[str, Any], channel: str
+    ) -> str:
         if kind == "person":
-            return await self.identity.begin_person_enrolment(_person_details(details), channel)
+            return await self.identity.begin_person_enrolment(
+                _person_details(details), channel
+            )
         return await self.identity.begin_enterprise_enrolment(
             _enterprise_details(details), channel
         )
@@ -120,7 +126,9 @@ class ServiceWorkflow:
     def _record(self, party_id: str, contract_id: str) -> dict[str, Any]:
         record = self.contracts.contract(contract_id)
         if party_id not in record["parties"]:
-            raise Forbidden(f"party {party_id} is not a party to contract {contract_id}")
+            raise Forbidden(
+                f"party {party_id} is not a party to contract {contract_id}"
+            )
         return record
 
     async def upload(
@@ -145,18 +153,26 @@ class ServiceWorkflow:
     ) -> dict[str, Any]:
         record = self._record(party_id, contract_id)
         if record["parties"][0] != party_id:
-            raise Forbidden("only the first signer sends the contract to the other party")
+            raise Forbidden(
+                "only the first signer sends the contract to the other party"
+            )
         return contract_view(await self.contracts.send(contract_id, recipient))
 
-    async def countersign(self, party_id: str, contract_id: str, totp: str) -> dict[str, Any]:
+    async def countersign(
+        self, party_id: str, contract_id: str, totp: str
+    ) -> dict[str, Any]:
         self._record(party_id, contract_id)
-        return contract_view(await self.contracts.countersign(contract_id, party_id, totp))
+        return contract_view(
+            await self.contracts.countersign(contract_id, party_id, totp)
+        )
 
     async def store(self, party_id: str, contract_id: str) -> dict[str, Any]:
         self._record(party_id, contract_id)
         return contract_view(await self.contracts.store(contract_id))
 
-    async def contracts_of(self, party_id: str, query: dict[str, str]) -> list[dict[str, Any]]:
+    async def contracts_of(
+        self, party_id: str, query: dict[str, str]
+    ) -> list[dict[str, Any]]:
         since = _parse_time(query.get("since"), "since")
         until = _parse_time(query.get("until"), "until")
         summaries = self.contracts.list_contracts(
@@ -188,26 +204,27 @@ class ServiceWorkflow:
 
     async def evidence(self, party_id: str, contract_id: str, disclose: bool) -> bytes:
         """Build the contract's evidence bundle; `disclose` adds the caller's salts."""
-        from ledger.evidence import Salt
-
         from gateway.evidence_builder import TrustMaterial, build_bundle
+        from ledger.evidence import Salt
 
         self._record(party_id, contract_id)
         inputs = await self.contracts.evidence_inputs(contract_id)
         leaf_indexes = [entry.leaf_index for entry in inputs.entries]
-        salts = [
-            Salt(o.leaf_index, o.label, o.value, o.salt) for o in inputs.openings
-        ]
+        salts = [Salt(o.leaf_index, o.label, o.value, o.salt) for o in inputs.openings]
         if disclose:
             enrolment = self.enrolments.get(party_id)
-            leaf_index = None if enrolment is None else self.log_store.find_leaf(enrolment)
+            leaf_index = (
+                None if enrolment is None else self.log_store.find_leaf(enrolment)
+            )
             if leaf_index is None:
                 raise Conflict(
                     f"the enrolment entry of party {party_id} is not known to "
                     "this gateway, so its salts cannot be disclosed"
                 )
             leaf_indexes.append(leaf_index)
-            for label, (value, salt) in self.identity.commitment_openings(party_id).items():
+            for label, (value, salt) in self.identity.commitment_openings(
+                party_id
+            ).items():
                 salts.append(Salt(leaf_index, label, value, salt))
 
         # The bundle's checkpoint must include every entry it proves.
@@ -242,7 +259,7 @@ def _der_to_pem(der: bytes) -> bytes:
 
 
 def _iso(milliseconds: int) -> str:
-    moment = dt.datetime.fromtimestamp(milliseconds / 1000, dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(milliseconds / 1000, dt.UTC)
     return moment.isoformat(timespec="milliseconds")
 
 
@@ -256,7 +273,7 @@ def _parse_time(value: str | None, name: str) -> dt.datetime | None:
             f"query parameter {name}={value!r} is not an ISO 8601 time"
         ) from error
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     return moment
 
 

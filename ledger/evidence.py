@@ -108,8 +108,9 @@ class EvidenceBundle:
     salts: list[Salt] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
 
-    def to_bytes(self, document_sha256: str, entry_types: dict[int, str],
-                 created: str) -> bytes:
+    def to_bytes(
+        self, document_sha256: str, entry_types: dict[int, str], created: str
+    ) -> bytes:
         """Serialise the bundle as a ZIP file.
 
         `document_sha256`, `entry_types` and `created` fill the manifest, which
@@ -189,7 +190,9 @@ def _read_members(data: bytes) -> dict[str, bytes]:
         try:
             members[info.filename] = archive.read(info)
         except (zipfile.BadZipFile, OSError, ValueError) as error:
-            raise EvidenceError(f"member {info.filename} is damaged: {error}") from error
+            raise EvidenceError(
+                f"member {info.filename} is damaged: {error}"
+            ) from error
     return members
 
 

@@ -83,17 +83,26 @@ class ApiClient:
     def totp(party: dict[str, Any]) -> str:
         return pyotp.parse_uri(party["totp_uri"]).now()
 
-    async def upload(self, party: dict[str, Any], pdf: bytes, password: str | None = None):
-        body: dict[str, Any] = {"pdf": base64.b64encode(pdf).decode(), "title": "contract"}
+    async def upload(
+        self, party: dict[str, Any], pdf: bytes, password: str | None = None
+    ):
+        body: dict[str, Any] = {
+            "pdf": base64.b64encode(pdf).decode(),
+            "title": "contract",
+        }
         if password is not None:
             body["password"] = password
-        return await self.call("POST", "/api/v1/contracts", party["api_token"], json=body)
+        return await self.call(
+            "POST", "/api/v1/contracts", party["api_token"], json=body
+        )
 
 
 @pytest.fixture
 async def gateway(tmp_path: Path):
     """A gateway without witnesses, serving on a free port of 127.0.0.1."""
-    node = Gateway(GatewayOptions(tmp_path / "gateway", PASSPHRASE, publish_interval=0.1))
+    node = Gateway(
+        GatewayOptions(tmp_path / "gateway", PASSPHRASE, publish_interval=0.1)
+    )
     await node.start()
     try:
         yield node
@@ -107,6 +116,8 @@ async def api(gateway: Gateway):
         yield ApiClient(gateway, session)
 
 
-async def wait_for_tree_size(gateway: Gateway, tree_size: int, timeout: float = 10.0) -> None:
+async def wait_for_tree_size(
+    gateway: Gateway, tree_size: int, timeout: float = 10.0
+) -> None:
     """Wait until the gateway has published a checkpoint of at least tree_size."""
     await asyncio.wait_for(gateway.publisher.wait_for_tree_size(tree_size), timeout)

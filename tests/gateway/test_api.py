@@ -40,8 +40,9 @@ async def test_openapi_lists_every_api_route(api, gateway):
 def api_routes(api) -> set[str]:
     """Return the /api/v1 route templates the running app serves."""
     # The app is not reachable from the client, so rebuild its route table.
-    from gateway.api import add_api_routes
     from aiohttp import web
+
+    from gateway.api import add_api_routes
 
     app = web.Application()
     add_api_routes(app, api.gateway.workflow)
@@ -68,7 +69,9 @@ async def test_party_token_cannot_enrol(api, gateway):
     before = gateway.store.tree_size()
     details = sample_parties.person(424242, "Mallory Intruder")
     status, body = await api.call(
-        "POST", "/api/v1/parties", person["api_token"],
+        "POST",
+        "/api/v1/parties",
+        person["api_token"],
         json={"kind": "person", "details": details},
     )
     assert_error(status, body, 403)
@@ -91,7 +94,10 @@ async def test_oversized_body_is_rejected(api, gateway, path, size):
     token = gateway.operator_token if path.endswith("parties") else person["api_token"]
     before = gateway.store.tree_size()
     status, body = await api.call(
-        "POST", path, token, data=b"{" + b" " * size,
+        "POST",
+        path,
+        token,
+        data=b"{" + b" " * size,
         headers={"Content-Type": "application/json"},
     )
     assert_error(status, body, 413)
@@ -113,8 +119,11 @@ async def test_oversized_body_is_rejected(api, gateway, path, size):
 async def test_malformed_body_is_rejected(api, gateway, content_type, data, expected):
     before = gateway.store.tree_size()
     status, body = await api.call(
-        "POST", "/api/v1/parties", gateway.operator_token,
-        data=data, headers={"Content-Type": content_type},
+        "POST",
+        "/api/v1/parties",
+        gateway.operator_token,
+        data=data,
+        headers={"Content-Type": content_type},
     )
     assert_error(status, body, expected)
     assert gateway.store.tree_size() == before
@@ -123,7 +132,9 @@ async def test_malformed_body_is_rejected(api, gateway, content_type, data, expe
 async def test_enrolment_in_cbor_is_accepted(api, gateway):
     details = sample_parties.person(777001, "Grace Hopper")
     status, body = await api.call(
-        "POST", "/api/v1/parties", gateway.operator_token,
+        "POST",
+        "/api/v1/parties",
+        gateway.operator_token,
         data=cbor2.dumps({"kind": "person", "details": details}),
         headers={"Content-Type": "application/cbor"},
     )
@@ -131,8 +142,10 @@ async def test_enrolment_in_cbor_is_accepted(api, gateway):
     before = gateway.store.tree_size()
     code = gateway.outbox.latest_code(details["email"])
     status, party = await api.call(
-        "POST", f"/api/v1/parties/{body['challenge_id']}/complete",
-        gateway.operator_token, json={"code": code},
+        "POST",
+        f"/api/v1/parties/{body['challenge_id']}/complete",
+        gateway.operator_token,
+        json={"code": code},
     )
     assert status == 201, party
     assert gateway.store.tree_size() == before + 1
@@ -154,7 +167,9 @@ async def test_invalid_person_details_append_nothing(api, gateway, change, expec
     details = {key: value for key, value in details.items() if value is not None}
     before = gateway.store.tree_size()
     status, body = await api.call(
-        "POST", "/api/v1/parties", gateway.operator_token,
+        "POST",
+        "/api/v1/parties",
+        gateway.operator_token,
         json={"kind": "person", "details": details},
     )
     assert_error(status, body, expected)
@@ -164,16 +179,20 @@ async def test_invalid_person_details_append_nothing(api, gateway, change, expec
 async def test_wrong_proofing_code_is_forbidden(api, gateway):
     details = sample_parties.person(666001, "Edsger Dijkstra")
     status, body = await api.call(
-        "POST", "/api/v1/parties", gateway.operator_token,
+        "POST",
+        "/api/v1/parties",
+        gateway.operator_token,
         json={"kind": "person", "details": details},
     )
     assert status == 202
     real = gateway.outbox.latest_code(details["email"])
-    wrong = f"{(int(real) + 1) % 10**len(real):0{len(real)}d}"
+    wrong = f"{(int(real) + 1) % 10 ** len(real):0{len(real)}d}"
     before = gateway.store.tree_size()
     status, body = await api.call(
-        "POST", f"/api/v1/parties/{body['challenge_id']}/complete",
-        gateway.operator_token, json={"code": wrong},
+        "POST",
+        f"/api/v1/parties/{body['challenge_id']}/complete",
+        gateway.operator_token,
+        json={"code": wrong},
     )
     assert_error(status, body, 403)
     assert gateway.store.tree_size() == before

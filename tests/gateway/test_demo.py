@@ -19,7 +19,11 @@ import pytest
 LEDGER = [sys.executable, "-m", "gateway.cli"]
 
 
-def run_ledger(*arguments: str, passphrase: str | None = "demo test passphrase", timeout: float = 240):
+def run_ledger(
+    *arguments: str,
+    passphrase: str | None = "demo test passphrase",
+    timeout: float = 240,
+):
     environment = dict(os.environ)
     environment.pop("LEDGER_PASSPHRASE", None)
     if passphrase is not None:
@@ -63,7 +67,10 @@ def test_demo_on_generated_contract(tmp_path: Path):
 
     # The evidence verifies again, offline, in a new process.
     verify = run_ledger(
-        "verify", str(out / "contract.evidence"), "--policy", str(out / "policy.txt"),
+        "verify",
+        str(out / "contract.evidence"),
+        "--policy",
+        str(out / "policy.txt"),
         passphrase=None,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
@@ -87,7 +94,9 @@ def test_demo_on_generated_contract(tmp_path: Path):
         checkpoint = b""
         for _ in range(100):
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/log/checkpoint") as response:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/log/checkpoint"
+                ) as response:
                     checkpoint = response.read()
                 break
             except OSError:
@@ -100,7 +109,10 @@ def test_demo_on_generated_contract(tmp_path: Path):
 
 def test_demo_rejects_unsignable_pdf(tmp_path: Path, corpus_dir: Path):
     demo = run_ledger(
-        "demo", str(corpus_dir / "05-certified-docmdp-p1.pdf"), "--out", str(tmp_path / "out")
+        "demo",
+        str(corpus_dir / "05-certified-docmdp-p1.pdf"),
+        "--out",
+        str(tmp_path / "out"),
     )
     assert demo.returncode == 1
     assert "the PDF cannot be signed" in demo.stderr
@@ -110,7 +122,9 @@ def test_demo_rejects_unsignable_pdf(tmp_path: Path, corpus_dir: Path):
 
 def test_demo_signs_encrypted_pdf_with_password(tmp_path: Path, corpus_dir: Path):
     pdf = corpus_dir / "10-encrypted-rc4-128-user-pw-openpassword.pdf"
-    demo = run_ledger("demo", str(pdf), "--out", str(tmp_path / "out"), "--password", "openpassword")
+    demo = run_ledger(
+        "demo", str(pdf), "--out", str(tmp_path / "out"), "--password", "openpassword"
+    )
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "10 of 10 checks passed" in demo.stdout
 

@@ -22,10 +22,14 @@ def sample_result(failed: bool) -> VerificationResult:
     )
     result.checks = [
         Check(1, "Bundle layout", "passed", "5 entries"),
-        Check(2, "Trust policy", "failed" if failed else "passed", "bad key", ["line 3"]),
+        Check(
+            2, "Trust policy", "failed" if failed else "passed", "bad key", ["line 3"]
+        ),
     ]
     result.timeline = [TimelineStep(4, "sign", "2026-03-01T09:59:00+00:00", "p-1", "x")]
-    result.keys = [KeyFingerprint("log key", "ledger.localhost/log+0a0b0c0d+AQ", "SHA-256:ff")]
+    result.keys = [
+        KeyFingerprint("log key", "ledger.localhost/log+0a0b0c0d+AQ", "SHA-256:ff")
+    ]
     result.warnings = ["self-asserted policy"]
     return result
 

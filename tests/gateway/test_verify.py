@@ -50,7 +50,9 @@ class Cluster:
     anchors: tuple[bytes, bytes]  # TSA root and CA root (PEM)
 
 
-async def _collect(session: aiohttp.ClientSession, base: str, paths: list[str]) -> dict[str, bytes]:
+async def _collect(
+    session: aiohttp.ClientSession, base: str, paths: list[str]
+) -> dict[str, bytes]:
     responses = {}
     for path in paths:
         async with session.get(base + path) as response:
@@ -67,7 +69,9 @@ async def _run_cluster(folder: Path) -> Cluster:
     nodes = NodeGroup(PASSPHRASE)
     try:
         witnesses = await asyncio.to_thread(
-            nodes.start_witnesses, [folder / f"witness-{n}" for n in (1, 2, 3)], log_vkey
+            nodes.start_witnesses,
+            [folder / f"witness-{n}" for n in (1, 2, 3)],
+            log_vkey,
         )
         gateway = Gateway(
             GatewayOptions(
@@ -93,21 +97,34 @@ async def _run_cluster(folder: Path) -> Cluster:
                     build_contract_pdf(),
                 )
                 bundle = read_bundle(outcome.evidence)
-                tree_size = parse_tlog_proof(bundle.entries[0].tlog_proof).parsed_checkpoint().tree_size
+                tree_size = (
+                    parse_tlog_proof(bundle.entries[0].tlog_proof)
+                    .parsed_checkpoint()
+                    .tree_size
+                )
                 shorter = {
-                    e.leaf_index: merkle.inclusion_proof(e.leaf_index, tree_size - 1, gateway.store)
+                    e.leaf_index: merkle.inclusion_proof(
+                        e.leaf_index, tree_size - 1, gateway.store
+                    )
                     for e in bundle.entries
                     if e.leaf_index < tree_size - 1
                 }
                 # The mirror serves the same read API; wait until it holds
                 # the bundle's tree, then fetch the same proofs from both.
-                paths = [
-                    f"/log/proof/inclusion?leaf_index={i}&tree_size={tree_size}"
-                    for i in range(tree_size)
-                ] + [
-                    f"/log/proof/consistency?size1={size1}&size2={tree_size}"
-                    for size1 in range(1, tree_size)
-                ] + [f"/log/tile/0/000.p/{tree_size}", f"/log/tile/entries/000.p/{tree_size}"]
+                paths = (
+                    [
+                        f"/log/proof/inclusion?leaf_index={i}&tree_size={tree_size}"
+                        for i in range(tree_size)
+                    ]
+                    + [
+                        f"/log/proof/consistency?size1={size1}&size2={tree_size}"
+                        for size1 in range(1, tree_size)
+                    ]
+                    + [
+                        f"/log/tile/0/000.p/{tree_size}",
+                        f"/log/tile/entries/000.p/{tree_size}",
+                    ]
+                )
                 for _ in range(150):
                     async with session.get(mirror.url + paths[-1]) as response:
                         if response.status == 200:
@@ -120,7 +137,9 @@ async def _run_cluster(folder: Path) -> Cluster:
                 outcome.signed_pdf, mirror.url, *anchors, gateway.policy_text()
             )
             try:
-                await _fetch(b"%PDF-1.7 unknown", mirror.url, *anchors, gateway.policy_text())
+                await _fetch(
+                    b"%PDF-1.7 unknown", mirror.url, *anchors, gateway.policy_text()
+                )
                 fetch_error = ""
             except EvidenceFetchError as error:
                 fetch_error = str(error)
@@ -212,7 +231,10 @@ def test_changed_pdf_byte_fails_document_check(cluster):
     document = bytearray(read_bundle(cluster.bundle).document)
     position = len(document) // 2
     document[position] ^= 0x01
-    result = outcome(replace_members(cluster.bundle, {"document.pdf": bytes(document)}), cluster.policy)
+    result = outcome(
+        replace_members(cluster.bundle, {"document.pdf": bytes(document)}),
+        cluster.policy,
+    )
     checks = {c.number: c for c in result.checks}
     assert checks[8].status == "failed"
     assert "differs from the digest" in checks[8].reason
@@ -260,7 +282,9 @@ def test_forged_cosignature_fails(cluster):
     raw = bytearray(base64.b64decode(blob))
     raw[-1] ^= 0x01
     lines[1] = name + b" " + base64.b64encode(bytes(raw)) + b"\n"
-    number, reason = only_failure(outcome(with_checkpoint(cluster.bundle, head + b"".join(lines)), cluster.policy))
+    number, reason = only_failure(
+        outcome(with_checkpoint(cluster.bundle, head + b"".join(lines)), cluster.policy)
+    )
     assert number == 4
     assert "cosignature is invalid" in reason
 
@@ -268,7 +292,9 @@ def test_forged_cosignature_fails(cluster):
 def test_quorum_not_met_fails(cluster):
     head, lines = cosignature_lines(checkpoint_note(cluster.bundle))
     note = head + lines[0] + lines[1]  # the log's signature and one cosignature
-    number, reason = only_failure(outcome(with_checkpoint(cluster.bundle, note), cluster.policy))
+    number, reason = only_failure(
+        outcome(with_checkpoint(cluster.bundle, note), cluster.policy)
+    )
     assert number == 4
     assert "quorum" in reason
     assert "not met" in reason
@@ -296,6 +322,7 @@ def test_policy_of_other_log_fails(cluster):
     policy = f"log {other.vkey}\nquorum none\n".encode()
     number, reason = only_failure(outcome(cluster.bundle, policy))
     assert number == 3
+    assert "not signed by the policy's log key" in reason
 
 
 def test_wrong_disclosed_salt_fails(cluster):
@@ -325,20 +352,26 @@ def test_cli_exit_status_and_reports(cluster, tmp_path):
     ledger = [sys.executable, "-m", "gateway.cli", "verify"]
     passed = subprocess.run(
         [*ledger, str(bundle), "--policy", str(policy), "--report", str(report)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "all checks passed" in passed.stdout
-    text = subprocess.run(["pdftotext", str(report), "-"], capture_output=True, text=True).stdout
+    text = subprocess.run(
+        ["pdftotext", str(report), "-"], capture_output=True, text=True
+    ).stdout
     assert "Timeline of steps" in text
     assert "countersign" in text
 
     tampered = tmp_path / "tampered.evidence"
-    tampered.write_bytes(replace_members(cluster.bundle, {"checkpoint.tsr": cluster.other_token}))
+    tampered.write_bytes(
+        replace_members(cluster.bundle, {"checkpoint.tsr": cluster.other_token})
+    )
     html_report = tmp_path / "report.html"
     failed = subprocess.run(
         [*ledger, str(tampered), "--policy", str(policy), "--report", str(html_report)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert failed.returncode == 1
     assert "[FAIL] Checkpoint time-stamp token" in failed.stdout
@@ -350,7 +383,11 @@ def test_pdf_verifies_with_evidence_from_mirror(cluster):
     failed = [(c.number, c.reason) for c in result.checks if not c.passed]
     assert not failed
     assert [step.step for step in result.timeline] == [
-        "upload", "sign", "send", "countersign", "store"
+        "upload",
+        "sign",
+        "send",
+        "countersign",
+        "store",
     ]
 
 
@@ -362,8 +399,17 @@ def test_pdf_mode_needs_own_trust_anchors(cluster, tmp_path):
     pdf = tmp_path / "contract.pdf"
     pdf.write_bytes(read_bundle(cluster.bundle).document)
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "verify", str(pdf), "--log", "http://127.0.0.1:9"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "verify",
+            str(pdf),
+            "--log",
+            "http://127.0.0.1:9",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1
     assert "--policy FILE" in result.stderr

@@ -67,7 +67,11 @@ async def client(gateway):
 
 async def workflow(client, gateway, pdf: bytes, password: str | None = None):
     return await run_workflow(
-        client, gateway.operator_token, gateway.outbox.latest_code, pdf, password=password
+        client,
+        gateway.operator_token,
+        gateway.outbox.latest_code,
+        pdf,
+        password=password,
     )
 
 
@@ -76,7 +80,11 @@ def assert_valid(evidence: bytes, password: str | None = None) -> None:
     failed = [(c.number, c.title, c.reason) for c in result.checks if not c.passed]
     assert not failed
     assert [step.step for step in result.timeline] == [
-        "upload", "sign", "send", "countersign", "store"
+        "upload",
+        "sign",
+        "send",
+        "countersign",
+        "store",
     ]
 
 
@@ -85,15 +93,23 @@ async def test_generated_contract_end_to_end(client, gateway):
     await asyncio.to_thread(assert_valid, outcome.evidence)
 
 
-@pytest.mark.parametrize(("name", "password"), SIGNABLE, ids=[n[:2] for n, _ in SIGNABLE])
-async def test_corpus_file_end_to_end(client, gateway, corpus_dir: Path, name, password):
+@pytest.mark.parametrize(
+    ("name", "password"), SIGNABLE, ids=[n[:2] for n, _ in SIGNABLE]
+)
+async def test_corpus_file_end_to_end(
+    client, gateway, corpus_dir: Path, name, password
+):
     pdf = (corpus_dir / name).read_bytes()
     outcome = await workflow(client, gateway, pdf, password)
     await asyncio.to_thread(assert_valid, outcome.evidence, password)
 
 
-@pytest.mark.parametrize(("name", "word"), UNSIGNABLE, ids=[n[:2] for n, _ in UNSIGNABLE])
-async def test_unsignable_corpus_file_is_rejected(client, gateway, corpus_dir: Path, name, word):
+@pytest.mark.parametrize(
+    ("name", "word"), UNSIGNABLE, ids=[n[:2] for n, _ in UNSIGNABLE]
+)
+async def test_unsignable_corpus_file_is_rejected(
+    client, gateway, corpus_dir: Path, name, word
+):
     pdf = (corpus_dir / name).read_bytes()
     serial_before = gateway.store.tree_size()
     with pytest.raises(ApiCallError) as raised:

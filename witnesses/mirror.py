@@ -7,17 +7,18 @@ stored hashes before it stores anything. It stores and serves only a
 checkpoint whose root_hash matches, and only after a consistency proof from
 the previous verified checkpoint, built from its own hashes, verifies.
 
-A checkpoint that cannot be true together with the verified one (another
-root_hash for a size the mirror holds, or a tree that does not extend it by
-the log's own consistency proof) is a fork: the mirror rejects it, writes
+A fork is a checkpoint that cannot be true together with the verified one:
+another root_hash for a size the mirror holds, or a tree that the log's own
+consistency proof does not show to extend it. The mirror rejects it, writes
 both signed notes to `DIR/forks/` as evidence, and keeps serving its last
-verified checkpoint. The log-side download follows C2SP tlog-tiles; the push
-protocol of the C2SP tlog-mirror draft (add-entries) is not implemented.
+verified checkpoint. The download follows C2SP tlog-tiles. The push protocol
+of the C2SP tlog-mirror draft (add-entries) is not implemented.
 
 Durability: entries and hashes commit in one synced LMDB transaction, and the
 checkpoint after them, so a crash between the two leaves entries beyond the
 served checkpoint; the next round finds them already stored and checks them
-against the next checkpoint like any others.
+against the next checkpoint like any others. NOTE: until then the tile API,
+which serves the store's committed tree, also serves those entries.
 """
 
 from __future__ import annotations
@@ -248,7 +249,12 @@ class Mirror:
     async def _fetch_entries(
         self, session: aiohttp.ClientSession, begin: int, end: int
     ) -> list[bytes]:
-        """Fetch the entries [begin, end) from the log's entry bundles."""
+        """Fetch the entries [begin, end) from the log's entry bundles.
+
+        NOTE: a round holds all its new entries in memory, because the root
+        must match before any is stored; a mirror far behind a large log
+        needs memory in proportion to the gap.
+        """
         entries: list[bytes] = []
         width = merkle.TILE_WIDTH
         for index in range(begin // width, (end - 1) // width + 1):

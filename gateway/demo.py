@@ -9,7 +9,7 @@
    offline against the policy written next to it.
 5. Check that the mirror serves the same inclusion proof as the log.
 
-The output folder then holds contract.signed.pdf, contract.evidence,
+The output folder then contains contract.signed.pdf, contract.evidence,
 log.vkey, witness.vkeys, policy.txt, tsa-root.pem, ca-root.pem,
 report.html and log/, which
 `ledger serve --data DIR/log` serves again after the demo has stopped.
@@ -42,7 +42,7 @@ class DemoError(Exception):
 
 @dataclass
 class WorkflowOutcome:
-    """What one contract's workflow produced."""
+    """The contract id, signed PDF and evidence bundle of one workflow run."""
 
     contract_id: str
     signed_pdf: bytes

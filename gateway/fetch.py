@@ -183,5 +183,6 @@ def fetch_evidence(
             "verifying a PDF against a log needs trust anchors of your own; "
             f"pass {', '.join(missing)}"
         )
-    assert tsa_root is not None and ca_root is not None and policy is not None
-    return asyncio.run(_fetch(pdf, base_url, tsa_root, ca_root, policy))
+    return asyncio.run(
+        _fetch(pdf, base_url, tsa_root or b"", ca_root or b"", policy or b"")
+    )

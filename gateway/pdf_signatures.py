@@ -18,7 +18,7 @@ from asn1crypto import x509 as asn1_x509
 
 
 class PdfSignatureError(ValueError):
-    """A PDF signature is invalid, or the PDF cannot be read; the message says which."""
+    """A PDF signature is invalid or the PDF cannot be read; the message names which."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ async def _validate(
     except (PdfReadError, ValueError, KeyError) as error:
         raise PdfSignatureError(f"PDF cannot be read: {error}") from error
     if not signatures:
-        raise PdfSignatureError("the PDF holds no signature")
+        raise PdfSignatureError("the PDF contains no signature")
     # The TSA root is trusted for the signatures' time stamps only in effect:
     # a signer certificate chains to it only if the TSA issued it.
     context = ValidationContext(

@@ -53,7 +53,7 @@ class CheckFailed(Exception):
 
 @dataclass
 class _State:
-    """What earlier checks established, for the later ones."""
+    """Facts that earlier checks established for the later ones."""
 
     bundle: Any = None
     policy: Any = None
@@ -107,7 +107,10 @@ class BundleVerifier:
             self.result.policy_source = policy_source or "given by the verifier"
 
     def run(self) -> VerificationResult:
-        """Run every check and return the result; never raises for bad bundles."""
+        """Run every check and return the result.
+
+        A check that fails records its reason in the result instead of raising.
+        """
         steps: list[Callable[[Check], None]] = [
             self.check_layout,
             self.check_policy,
@@ -163,7 +166,7 @@ class BundleVerifier:
         self.result.origin = bundle.origin
         self.result.document_sha256 = hashlib.sha256(bundle.document).hexdigest()
         if not bundle.entries:
-            raise CheckFailed("the bundle holds no log entry")
+            raise CheckFailed("the bundle contains no log entry")
         check.reason = (
             f"{len(bundle.entries)} entries, document of {len(bundle.document)} bytes"
         )

@@ -55,7 +55,7 @@ from typing import Any
 
 FORMAT = "ledger-evidence/v1"
 
-# A bundle holds one PDF of at most a few tens of MiB plus small members.
+# A bundle contains one PDF of at most a few tens of MiB plus small members.
 # These limits stop a crafted ZIP from exhausting memory when read.
 MAX_MEMBER_SIZE = 64 * 1024 * 1024
 MAX_TOTAL_SIZE = 128 * 1024 * 1024
@@ -68,7 +68,7 @@ _CERT_NAME = re.compile(r"certs/([A-Za-z0-9_\-]{1,128})\.pem")
 
 
 class EvidenceError(ValueError):
-    """The bytes are not an evidence bundle of this format; the message says why."""
+    """The bytes are not an evidence bundle of this format; the message gives the reason."""
 
 
 @dataclass(frozen=True)

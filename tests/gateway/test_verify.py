@@ -109,7 +109,7 @@ async def _run_cluster(folder: Path) -> Cluster:
                     for e in bundle.entries
                     if e.leaf_index < tree_size - 1
                 }
-                # The mirror serves the same read API; wait until it holds
+                # The mirror serves the same read API; wait until it contains
                 # the bundle's tree, then fetch the same proofs from both.
                 paths = (
                     [

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         action="append",
         metavar="VKEY",
-        help="a log's vkey, or a file holding it; the key name is the log origin (repeatable)",
+        help="a log's vkey, or a file holding it; the key name is the log origin (repeat for more logs, or more keys of one log)",
     )
     serve.add_argument(
         "--name",

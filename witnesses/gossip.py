@@ -67,7 +67,7 @@ async def fetch_peer_checkpoint(
 
 def compare_checkpoint(
     origin: str,
-    verifier: note_format.Verifier,
+    verifiers: Sequence[note_format.Verifier],
     view: CheckpointView,
     peer_note: bytes,
     source: str,
@@ -79,7 +79,7 @@ def compare_checkpoint(
     """
     try:
         parsed = note_format.parse_note(peer_note)
-        note_format.verify_note(parsed, [verifier])
+        note_format.verify_note(parsed, verifiers)
         checkpoint = checkpoint_format.Checkpoint.parse(parsed.text)
     except (note_format.NoteError, ValueError) as error:
         raise PeerError(f"checkpoint from {source} does not verify: {error}") from error
@@ -109,7 +109,7 @@ class Gossip:
     def __init__(
         self,
         origin: str,
-        verifier: note_format.Verifier,
+        verifiers: Sequence[note_format.Verifier],
         view: CheckpointView,
         peers: Sequence[str],
         report: Callable[[ForkEvidence], None],
@@ -117,7 +117,7 @@ class Gossip:
         timeout: float = 5.0,
     ) -> None:
         self.origin = origin
-        self.verifier = verifier
+        self.verifiers = list(verifiers)
         self.view = view
         self.peers = list(peers)
         self.report = report
@@ -137,7 +137,7 @@ class Gossip:
                 evidence = await asyncio.to_thread(
                     compare_checkpoint,
                     self.origin,
-                    self.verifier,
+                    self.verifiers,
                     self.view,
                     note,
                     peer,

@@ -155,11 +155,11 @@ async def run_witness(
     """Serve the witness until SIGTERM or SIGINT; gossip with peers if any."""
     runner = await _serve(build_app(witness), host, port, data_dir)
     tasks = []
-    for log in witness.logs.values():
+    for origin, verifiers in witness.logs.items():
         if not peers:
             break
 
-        def report(evidence: ForkEvidence, origin: str = log.origin) -> None:
+        def report(evidence: ForkEvidence, origin: str = origin) -> None:
             witness.state.record_evidence(
                 origin,
                 evidence.reason,
@@ -168,9 +168,9 @@ async def run_witness(
             )
 
         gossip = Gossip(
-            log.origin,
-            log.verifier,
-            _WitnessView(witness.state, log.origin),
+            origin,
+            verifiers,
+            _WitnessView(witness.state, origin),
             peers,
             report,
             gossip_interval,
@@ -272,7 +272,7 @@ async def run_mirror(
     if peers:
         gossip = Gossip(
             mirror.origin,
-            mirror.verifier,
+            [mirror.verifier],
             mirror,
             peers,
             lambda evidence: write_evidence(mirror.forks_dir, evidence),

@@ -108,9 +108,11 @@ class Witness:
     ) -> None:
         self.state = state
         self.cosigner = cosigner
-        self.logs: dict[str, LogKey] = {}
+        # Origin to the keys trusted for it; a log can sign with several,
+        # for example while it rotates its key.
+        self.logs: dict[str, list[note_format.Verifier]] = {}
         for log in logs:
-            self.logs[log.origin] = log
+            self.logs.setdefault(log.origin, []).append(log.verifier)
         self._clock = clock
 
     @property
@@ -133,17 +135,18 @@ class Witness:
             raise MalformedRequestError(str(error)) from error
 
         # 2. The origin must be a configured log, signed by its key.
-        log = self.logs.get(checkpoint.origin)
-        if log is None:
+        verifiers = self.logs.get(checkpoint.origin)
+        if verifiers is None:
             raise UnknownOriginError(
                 f"unknown log origin {checkpoint.origin!r}; this witness is "
                 "not configured for it"
             )
         try:
-            note_format.verify_note(note, [log.verifier])
+            note_format.verify_note(note, verifiers)
         except note_format.NoteError as error:
             raise SignatureError(
-                f"no signature of {log.verifier.name} verifies: {error}"
+                f"no signature of a key trusted for {checkpoint.origin} "
+                f"verifies: {error}"
             ) from error
 
         # 3. Size checks that need no state.

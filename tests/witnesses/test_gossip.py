@@ -28,11 +28,10 @@ async def two_witnesses(tmp_path, passphrase, reference_log):
 
 
 def gossip_for(witness, server_urls, reference_log, found):
-    log = witness.logs[reference_log.origin]
     return Gossip(
-        log.origin,
-        log.verifier,
-        _WitnessView(witness.state, log.origin),
+        reference_log.origin,
+        witness.logs[reference_log.origin],
+        _WitnessView(witness.state, reference_log.origin),
         server_urls,
         found.append,
     )

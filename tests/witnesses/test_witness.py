@@ -263,3 +263,19 @@ def test_reference_proofs_accepted_flips_rejected(tmp_path_factory, leaves, data
             del os.environ["LEDGER_PASSPHRASE"]
         else:
             os.environ["LEDGER_PASSPHRASE"] = previous
+
+
+def test_log_with_two_keys(tmp_path, passphrase, reference_log, c2sp):
+    """Two vkeys for one origin: a checkpoint signed by either is accepted."""
+    rotated = c2sp.ReferenceLog(
+        reference_log.origin,
+        Ed25519PrivateKey.generate(),
+        list(reference_log.leaf_hashes),
+    )
+    witness = open_witness(tmp_path / "w", [reference_log.vkey, rotated.vkey], None)
+    try:
+        witness.add_checkpoint(reference_log.request(0, 10))
+        lines = witness.add_checkpoint(rotated.request(10, 20))
+        c2sp.verify_cosignature(rotated.note(20) + lines, witness.vkey)
+    finally:
+        witness.state.close()

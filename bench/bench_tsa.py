@@ -229,15 +229,20 @@ def measure_key_type(report: Report, key_type: str, label: str) -> None:
                 psutil.Process(process.pid),
                 *psutil.Process(process.pid).children(),
             ]
-            server_cpu = sum(sum(p.cpu_times()[:2]) for p in server_processes)
+            server_before = [p.cpu_times() for p in server_processes]
             client_cpu = time.process_time()
             start = time.perf_counter()
             replies = asyncio.run(post_all(host, port, bodies[WARMUP:], CLIENTS))
             elapsed = time.perf_counter() - start
             client_cpu = time.process_time() - client_cpu
-            server_cpu = (
-                sum(sum(p.cpu_times()[:2]) for p in server_processes) - server_cpu
+            server_after = [p.cpu_times() for p in server_processes]
+            server_user = sum(
+                a.user - b.user for a, b in zip(server_after, server_before)
             )
+            server_system = sum(
+                a.system - b.system for a, b in zip(server_after, server_before)
+            )
+            server_cpu = server_user + server_system
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
@@ -246,7 +251,8 @@ def measure_key_type(report: Report, key_type: str, label: str) -> None:
         )
         print(
             f"  {label}: {TOKENS / elapsed:,.0f} tokens/s over HTTP; CPU per token: "
-            f"server {server_cpu / TOKENS * 1e6:,.0f} us, "
+            f"server {server_cpu / TOKENS * 1e6:,.0f} us "
+            f"({server_system / TOKENS * 1e6:,.0f} us in the kernel), "
             f"load generator {client_cpu / TOKENS * 1e6:,.0f} us",
             flush=True,
         )

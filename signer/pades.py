@@ -36,6 +36,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import SigFieldSpec, SigSeedSubFilter
 from pyhanko.sign.general import SigningError as PyhankoSigningError
+from pyhanko.sign.signers.constants import ESIC_EXTENSION_1
 from pyhanko.sign.signers.pdf_cms import Signer
 from pyhanko.sign.signers.pdf_signer import TimestampDSSContentSettings
 from pyhanko.sign.timestamps import TimeStamper
@@ -190,18 +191,39 @@ class _RecordingTimeStamper(TimeStamper):
         return token
 
 
+class _MetadataKeepingWriter(IncrementalPdfFileWriter):
+    """An incremental writer that can leave the document metadata untouched.
+
+    pyHanko 0.38 rewrites the metadata on every write. When the catalog's
+    /Metadata is a stream read from the file, it replaces the whole XMP packet
+    with one holding only ModifyDate and Producer, which drops the pdfaid
+    identification of a PDF/A file. With `keep_metadata` set, the XMP and the
+    Info dictionary, which PDF/A requires to agree, both stay as they are.
+
+    Other documents keep pyHanko's rewrite, because pyHanko's difference
+    analysis rates any revision OTHER when the XMP it finds is not an
+    x:xmpmeta packet, as in older files written with x:xapmeta.
+    """
+
+    keep_metadata = False
+
+    def _update_meta(self) -> None:
+        if not self.keep_metadata:
+            super()._update_meta()
+
+
 def _open_writer(data: bytes, password: str | None) -> IncrementalPdfFileWriter:
     """Open `data` for an incremental update, strictly if pyHanko can."""
     writer = None
     try:
-        writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=True)
+        writer = _MetadataKeepingWriter(io.BytesIO(data), strict=True)
         if writer.prev.xrefs.hybrid_xrefs_present:
             writer = None
     except PdfError:
         writer = None
     try:
         if writer is None:
-            writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+            writer = _MetadataKeepingWriter(io.BytesIO(data), strict=False)
     except PdfError as exc:
         raise InvalidPdfError(
             f"pyHanko cannot read the PDF ({exc}); pass it through "
@@ -215,6 +237,7 @@ def _open_writer(data: bytes, password: str | None) -> IncrementalPdfFileWriter:
             raise _password_error(password) from exc
         if status is AuthStatus.FAILED:
             raise _password_error(password)
+    writer.keep_metadata = _pdfa_part(writer.prev) is not None
     return writer
 
 
@@ -226,15 +249,30 @@ def _password_error(password: str | None) -> PasswordError:
     )
 
 
-def _is_pdfa1(reader: PdfFileReader) -> bool:
+def _pdfa_part(reader: PdfFileReader) -> bytes | None:
+    """Return the PDF/A part number that the XMP metadata claims, or None."""
     try:
         metadata = reader.root.get("/Metadata")
         if metadata is None:
-            return False
+            return None
         match = PDFA_PART.search(metadata.get_object().data)
     except (PdfError, AttributeError):
-        return False
-    return match is not None and match.group(1) == b"1"
+        return None
+    return match.group(1) if match is not None else None
+
+
+class _PdfA1Signer(signers.PdfSigner):
+    """A PdfSigner that declares only the PAdES (ESIC) extension.
+
+    For an ECDSA key, pyHanko 0.38 also declares ISO/TS 32002 and sets the
+    catalog /Version to 2.0, which contradicts a PDF/A-1 file's PDF 1.4
+    base. This keeps pyHanko's PAdES declaration for PDF 1.7 (catalog
+    /Version 1.7 and the ESIC developer extension) and nothing more.
+    """
+
+    def register_extensions(self, pdf_out, *, md_algorithm: str) -> None:  # type: ignore[no-untyped-def]
+        pdf_out.ensure_output_version(version=(1, 7))
+        pdf_out.register_extension(ESIC_EXTENSION_1)
 
 
 def _embedded_font_stamp_style() -> TextStampStyle:
@@ -319,8 +357,9 @@ async def sign_pdf(
     if not exists:
         new_field_spec = SigFieldSpec(sig_field_name=name, on_page=page, box=box)
     visible = box is not None or exists
+    pdfa1 = _pdfa_part(reader) == b"1"
     stamp_style = None
-    if visible and _is_pdfa1(reader):
+    if visible and pdfa1:
         stamp_style = _embedded_font_stamp_style()
     metadata = signers.PdfSignatureMetadata(
         field_name=name,
@@ -332,7 +371,8 @@ async def sign_pdf(
     if bytes_reserved is None:
         bytes_reserved = await _contents_size(signer, timestamper)
     recorder = _RecordingTimeStamper(timestamper)
-    pdf_signer = signers.PdfSigner(
+    signer_class = _PdfA1Signer if pdfa1 else signers.PdfSigner
+    pdf_signer = signer_class(
         metadata,
         signer,
         timestamper=recorder,

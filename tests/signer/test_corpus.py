@@ -149,6 +149,9 @@ async def test_corpus_file(case: Case, corpus_dir: Path, pki: SigningPki, timest
         assert b"/XRef" not in update
         assert b"\nxref\n" in update
         assert b"/FontFile2" in first.data[len(prepared.data) :]
+        assert b"/Version /2.0" not in update
+        # The XMP still identifies the file as PDF/A-1b after both updates.
+        assert prepare_pdf(second.data).pdfa == "1B"
     if case.author is not None:
         with pikepdf.open(io.BytesIO(second.data), password=case.password or "") as pdf:
             assert str(pdf.docinfo["/Author"]) == case.author
@@ -171,3 +174,5 @@ async def test_corpus_file(case: Case, corpus_dir: Path, pki: SigningPki, timest
     lta_pdfsig = run_pdfsig(lta.data, case.password)
     assert all(signature.valid for signature in lta_pdfsig[:-1]), lta_pdfsig
     assert lta_pdfsig[-1].total_document_signed
+    if case.pdfa:
+        assert prepare_pdf(lta.data).pdfa == "1B"

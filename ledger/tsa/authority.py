@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,8 +13,6 @@ from ledger.tsa.request import DIGEST_SIZES, parse_request
 from ledger.tsa.response import granted_response, rejection_response
 from ledger.tsa.serial import SerialNumbers
 from ledger.tsa.token import Accuracy, TokenSigner, encode_message_imprint
-
-logger = logging.getLogger("ledger.tsa")
 
 # A UUID-derived OID (ITU-T X.667, arc 2.25) that names this service's
 # time-stamp policy without a registered enterprise number. Operators with

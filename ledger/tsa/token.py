@@ -112,7 +112,8 @@ class TokenSigner:
         for issuer in credentials.chain:
             if issuer.issuer != issuer.subject:
                 carried.append(issuer.public_bytes(serialization.Encoding.DER))
-        self._certificates = der.tlv(0xA0, b"".join(carried))
+        # CertificateSet is a SET OF, which DER orders by encoding.
+        self._certificates = der.tlv(0xA0, b"".join(sorted(carried)))
 
         # Constant signed attributes and SignerInfo fields.
         content_type = cms.CMSAttribute(

@@ -284,7 +284,7 @@ def _check_signed_attributes(
     # place of [0] (RFC 5652 section 5.4). asn1crypto re-encodes them once
     # their children are read, so the octets are taken first.
     signed = der.tlv(der.SET, bytes(attributes.contents))
-    values: dict[str, list[object]] = {}
+    values: dict[str, list[cms.CMSAttribute]] = {}
     for attribute in attributes:
         values.setdefault(attribute["type"].dotted, []).append(attribute)
 
@@ -306,7 +306,7 @@ def _check_signed_attributes(
 
 
 def _single(
-    values: dict[str, list[object]], dotted: str, name: str
+    values: dict[str, list[cms.CMSAttribute]], dotted: str, name: str
 ) -> cms.CMSAttribute:
     found = values.get(dotted, [])
     if len(found) != 1 or len(found[0]["values"]) != 1:
@@ -349,7 +349,7 @@ def _check_signature(
 
 
 def _check_signing_certificate(
-    values: dict[str, list[object]], signer: x509.Certificate
+    values: dict[str, list[cms.CMSAttribute]], signer: x509.Certificate
 ) -> None:
     # RFC 5816 signingCertificateV2, or RFC 2634 signingCertificate
     # (SHA-1) that older TSAs still send, binds the signer certificate.

@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from witnesses.keys import PASSPHRASE_VARIABLE, passphrase
 
@@ -141,7 +142,7 @@ class LocalCluster:
         self.log_vkey = ""
         self.witness_vkeys: list[str] = []
 
-    def __enter__(self) -> LocalCluster:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -79,7 +79,7 @@ class TimeStampAuthority:
         return self._serials.epoch
 
     def issue(self, request_der: bytes) -> bytes:
-        """Answer a DER TimeStampReq with a DER TimeStampResp.
+        """Return the DER TimeStampResp for a DER TimeStampReq.
 
         Bad input never raises: it gets a response with status rejection
         and the PKIFailureInfo bit of the fault, and no token.

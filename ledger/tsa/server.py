@@ -39,17 +39,17 @@ AUTHORITY_KEY = web.AppKey("tsa_authority", TimeStampAuthority)
 
 
 def add_tsa_routes(app: web.Application, authority: TimeStampAuthority) -> None:
-    """Add `POST /tsa` to `app`, answering with `authority`."""
+    """Add `POST /tsa` to `app`, served by `authority`."""
     app[AUTHORITY_KEY] = authority
     app.router.add_post("/tsa", handle_time_stamp_query)
 
 
 async def handle_time_stamp_query(request: web.Request) -> web.Response:
-    """Answer one application/timestamp-query body with a TimeStampResp.
+    """Return the TimeStampResp for one application/timestamp-query body.
 
     Rejected requests still get HTTP 200 and a TimeStampResp with status
-    rejection, as RFC 3161 clients expect; only bodies that are not time
-    stamp queries at all get an HTTP error.
+    rejection, as RFC 3161 clients expect. Only a body with another
+    content type (415) or over MAX_REQUEST_SIZE (413) gets an HTTP error.
     """
     if request.content_type != QUERY_TYPE:
         raise web.HTTPUnsupportedMediaType(
@@ -77,11 +77,11 @@ def make_app(authority: TimeStampAuthority) -> web.Application:
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """What `ledger tsa serve` was asked to run.
+    """Settings of one `ledger tsa serve` run.
 
     `key_path`, `certificate_path` and `chain_paths` name an operator's
-    key, certificate and chain; without them the TSA uses, or on first
-    start creates, its own in `data_dir`. 1 <= workers.
+    key, certificate and chain. Without them the TSA uses its own in
+    `data_dir`, created on first start. 1 <= workers.
     """
 
     data_dir: Path
@@ -169,8 +169,8 @@ def serve(options: ServeOptions, announce: Callable[[str], None] = print) -> Non
         )
         return
 
-    # The parent holds the port (bound, never listening, so the kernel
-    # hands it no connections) so that port 0 yields one port for all.
+    # The parent keeps the port bound but never listens on it, so the
+    # kernel sends it no connections and port 0 yields one port for all.
     family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
     holder = socket.socket(family, socket.SOCK_STREAM)
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

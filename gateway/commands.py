@@ -87,6 +87,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--password", metavar="PW", help="password of an encrypted PDF")
     demo.set_defaults(handler=run_demo)
 
+    serve = subparsers.add_parser(
+        "gateway",
+        help="run the whole service: log, TSA, CA, identity, contracts and APIs",
+        description=(
+            "Serve the write API (/api/v1), the log read API (/log/), the TSA "
+            "(/tsa) and the CA (/ca/) from one process. The first start creates "
+            "the log, the TSA and the CA under DIR, encrypted under "
+            "LEDGER_PASSPHRASE. The operator token, which enrols parties, is "
+            "printed once at each start."
+        ),
+    )
+    serve.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="data folder of the gateway (the log goes to DIR/log)",
+    )
+    serve.add_argument(
+        "--listen",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="address to listen on (default 127.0.0.1:8080; port 0 picks one)",
+    )
+    serve.add_argument("--origin", help="log origin on first start")
+    serve.add_argument(
+        "--witness",
+        action="append",
+        default=[],
+        metavar="URL=VKEY",
+        help="a witness's submission URL and cosignature vkey (repeatable)",
+    )
+    serve.add_argument(
+        "--quorum",
+        type=int,
+        default=0,
+        help="cosignatures a checkpoint needs (default 0)",
+    )
+    serve.set_defaults(handler=run_gateway)
+
 
 def run_verify(args: argparse.Namespace) -> int:
     """Verify a bundle or a PDF, print the report and return 0 only if valid."""
@@ -151,3 +191,69 @@ def run_demo(args: argparse.Namespace) -> int:
     except DemoError as error:
         print(f"ledger demo: {error}", file=sys.stderr)
         return 1
+
+
+def run_gateway(args: argparse.Namespace) -> int:
+    """Run the gateway until SIGINT or SIGTERM; return the exit status."""
+    import asyncio
+    import signal
+
+    from ledger.keys import PassphraseMissingError, passphrase_from_environment
+
+    from gateway.service import Gateway, GatewayOptions
+
+    try:
+        passphrase = passphrase_from_environment()
+    except PassphraseMissingError as error:
+        print(f"ledger gateway: {error}", file=sys.stderr)
+        return 2
+    host, _, port = args.listen.rpartition(":")
+    if host != "127.0.0.1" and host != "localhost" or not port.isdigit():
+        print(
+            f"ledger gateway: invalid --listen {args.listen!r}; expected "
+            "127.0.0.1:PORT (the gateway serves loopback only)",
+            file=sys.stderr,
+        )
+        return 2
+    witnesses = []
+    for value in args.witness:
+        url, separator, vkey = value.partition("=")
+        if not separator or not url or not vkey:
+            print(
+                f"ledger gateway: invalid --witness {value!r}; expected URL=VKEY",
+                file=sys.stderr,
+            )
+            return 2
+        witnesses.append((url, vkey))
+    if not 0 <= args.quorum <= len(witnesses):
+        print(
+            f"ledger gateway: --quorum {args.quorum} must be between 0 and the "
+            f"number of witnesses, {len(witnesses)}",
+            file=sys.stderr,
+        )
+        return 2
+    options = GatewayOptions(
+        args.data.resolve(),
+        passphrase,
+        origin=args.origin,
+        witnesses=witnesses,
+        quorum=args.quorum,
+        port=int(port),
+    )
+
+    async def serve() -> None:
+        gateway = Gateway(options)
+        await gateway.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(number, stop.set)
+        print(f"gateway serving {gateway.url}", flush=True)
+        print(f"operator token: {gateway.operator_token}", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await gateway.close()
+
+    asyncio.run(serve())
+    return 0

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -145,3 +146,35 @@ def test_verify_reports_unreadable_file(tmp_path: Path, missing: str):
     )
     assert verify.returncode == 2
     assert "cannot read" in verify.stderr
+
+
+def test_gateway_command_serves_and_stops(tmp_path: Path):
+    environment = dict(os.environ, LEDGER_PASSPHRASE="gateway command passphrase")
+    server = subprocess.Popen(
+        [*LEDGER, "gateway", "--data", str(tmp_path / "gw"), "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environment,
+    )
+    try:
+        first_line = server.stdout.readline()
+        assert first_line.startswith("gateway serving http://127.0.0.1:"), first_line
+        url = first_line.split()[-1]
+        token = server.stdout.readline().split()[-1]
+        assert token.startswith("operator.")
+        with urllib.request.urlopen(url + "/api/openapi.json") as response:
+            assert response.status == 200
+        request = urllib.request.Request(
+            url + "/api/v1/parties",
+            data=b"{}",
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            urllib.request.urlopen(request)
+        assert raised.value.code == 401
+    finally:
+        server.terminate()
+        assert server.wait(timeout=20) == 0
+    assert (tmp_path / "gw" / "log" / "log.vkey").is_file()

@@ -51,6 +51,22 @@ def make_entry(number: int) -> bytes:
     return head + b"x" * (ENTRY_SIZE - len(head))
 
 
+def sha256_nanoseconds() -> float:
+    """Time one SHA-256 of a 65-byte node input: a yardstick of machine speed.
+
+    On an idle core of a current x86 machine this takes well under 1 us, so
+    the figure shows how much the shared machine's load slowed the run.
+    """
+    import hashlib
+
+    data = b"\x01" + bytes(64)
+    rounds = 200_000
+    start = time.perf_counter_ns()
+    for _ in range(rounds):
+        hashlib.sha256(data).digest()
+    return (time.perf_counter_ns() - start) / rounds
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
@@ -78,9 +94,13 @@ def disk_bytes(folder: Path) -> int:
 
 
 def measure_proofs(store, tree_size: int) -> dict[str, float]:
-    """Time random inclusion and consistency proofs, each in its own snapshot."""
-    from ledger.merkle import consistency_proof, inclusion_proof
+    """Time random inclusion and consistency proofs, each in its own snapshot.
 
+    The proofs share one EdgeCache, as the HTTP read API does.
+    """
+    from ledger.merkle import EdgeCache, consistency_proof, inclusion_proof
+
+    cache = EdgeCache()
     chooser = random.Random(7)
     figures = {}
     for name in ("inclusion", "consistency"):
@@ -95,9 +115,9 @@ def measure_proofs(store, tree_size: int) -> dict[str, float]:
             start_cpu = time.thread_time_ns()
             with store.view() as view:
                 if name == "inclusion":
-                    inclusion_proof(argument, tree_size, view)
+                    inclusion_proof(argument, tree_size, view, cache=cache)
                 else:
-                    consistency_proof(argument, tree_size, view)
+                    consistency_proof(argument, tree_size, view, cache=cache)
             cpu.append((time.thread_time_ns() - start_cpu) / 1000)
             wall.append((time.perf_counter_ns() - start_wall) / 1000)
         figures[f"{name}_median_us"] = statistics.median(wall)
@@ -262,6 +282,7 @@ def run(report) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-log-"))
     try:
         print(f"load average before: {os.getloadavg()}", flush=True)
+        sha_before = sha256_nanoseconds()
         small = run_child("child-append", str(work / "log.lmdb"), str(count))
         print(
             f"sequencer: {count:,} entries from {WRITERS} writers with {PIPELINE}"
@@ -285,7 +306,10 @@ def run(report) -> None:
             )
         peers = pymerkle_peers(count, work)
         print(f"load average after: {os.getloadavg()}", flush=True)
+        sha_after = sha256_nanoseconds()
 
+        report.add("SHA-256 of 65 bytes before the run (load yardstick)", sha_before, "ns")
+        report.add("SHA-256 of 65 bytes after the run (load yardstick)", sha_after, "ns")
         label = f"{count // 1000}k" if count < 1_000_000 else f"{count / 1e6:g}M"
         big_label = f"{big['tree_size'] / 1e6:.3g}M"
         report.add(

@@ -22,7 +22,6 @@ Data folder layout:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -266,13 +265,19 @@ class Gateway:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        await self.sequencer.close()
-        await self.publisher.close()
+        # A start that failed part way leaves some components unopened.
+        if hasattr(self, "sequencer"):
+            await self.sequencer.close()
+        if hasattr(self, "publisher"):
+            await self.publisher.close()
         for close in reversed(self._closers):
             result = close()
             if hasattr(result, "__await__"):
                 await result
         self._closers.clear()
+        if getattr(self, "_socket", None) is not None:
+            self._socket.close()
+            self._socket = None
         logger.info("gateway stopped")
 
     async def __aenter__(self) -> Gateway:
@@ -281,8 +286,3 @@ class Gateway:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-
-def document_sha256(data: bytes) -> str:
-    """Return the hex SHA-256 of a document."""
-    return hashlib.sha256(data).hexdigest()

@@ -8,9 +8,11 @@ One LMDB environment in `DIR/witness.lmdb/` with three databases:
 - `history`: SHA-256(origin) || tree_size -> root_hash || note, every size
   it ever cosigned, so that gossip can compare a peer's checkpoint of any
   past size and show both notes;
-- `evidence`: SHA-256(origin) || time in nanoseconds -> a JSON record with a
+- `evidence`: SHA-256(origin) || SHA-256(note) -> a JSON record with a
   checkpoint the log signed but the witness rejected (a bad consistency proof
-  or a second root for a size), kept as proof of log misbehaviour.
+  or a second root for a size) and the time it was first seen. Keying by the
+  note keeps one record per log-signed note, so a client that replays a note
+  cannot grow this database: only the log's own signing can.
 
 Durability: `advance` reads the stored state, runs the caller's check, signs
 and writes the new state in one LMDB write transaction, which commits with
@@ -151,18 +153,24 @@ class WitnessState:
     def record_evidence(
         self, origin: str, reason: str, note: bytes, conflicting_note: bytes | None
     ) -> None:
-        """Store a rejected log-signed checkpoint as evidence, with fsync."""
+        """Store a rejected log-signed checkpoint as evidence, with fsync.
+
+        A note already recorded keeps its first record.
+        """
         time_ns = time.time_ns()
         record = {
+            "time_ns": time_ns,
             "reason": reason,
             "note": note.decode(),
             "conflicting_note": None
             if conflicting_note is None
             else conflicting_note.decode(),
         }
-        key = _origin_key(origin) + _SIZE.pack(time_ns)
+        key = _origin_key(origin) + hashlib.sha256(note).digest()
         with self._env.begin(write=True) as txn:
-            txn.put(key, json.dumps(record).encode(), db=self._evidence)
+            txn.put(
+                key, json.dumps(record).encode(), db=self._evidence, overwrite=False
+            )
 
     def evidence(self, origin: str) -> list[EvidenceRecord]:
         """Return the evidence recorded for origin, oldest first."""
@@ -174,16 +182,16 @@ class WitnessState:
                 for key, value in cursor:
                     if not bytes(key).startswith(prefix):
                         break
-                    (time_ns,) = _SIZE.unpack_from(key, len(prefix))
                     record = json.loads(bytes(value))
                     conflicting = record["conflicting_note"]
                     records.append(
                         EvidenceRecord(
                             origin,
-                            time_ns,
+                            record["time_ns"],
                             record["reason"],
                             record["note"].encode(),
                             None if conflicting is None else conflicting.encode(),
                         )
                     )
+        records.sort(key=lambda evidence: evidence.time_ns)
         return records

@@ -174,6 +174,16 @@ def test_forked_log_not_cosigned(witness, reference_log):
     assert records[0].conflicting_note.startswith(reference_log.note(20))
 
 
+def test_replayed_note_recorded_once(witness, reference_log):
+    witness.add_checkpoint(reference_log.request(0, 20))
+    forked = reference_log.fork(15, *[b"forged %d" % i for i in range(10)])
+    for _ in range(5):
+        with pytest.raises(ConsistencyError):
+            witness.add_checkpoint(forked.request(20, 25))
+    records = witness.state.evidence(reference_log.origin)
+    assert [r.note for r in records] == [forked.note(25)]
+
+
 def test_second_root_for_size_rejected(witness, reference_log):
     witness.add_checkpoint(reference_log.request(0, 20))
     forked = reference_log.fork(15, *[b"forged %d" % i for i in range(5)])

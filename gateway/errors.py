@@ -165,6 +165,20 @@ def error_response(
     return response
 
 
+def _rejected(
+    request: web.Request,
+    status: int,
+    code: str,
+    reason: str,
+    retry_after: int | None = None,
+) -> web.Response:
+    # Rejections are routine for a public API, so they are logged at info.
+    # The reason may quote submitted personal data, so it goes to debug only.
+    logger.info("rejected %s %s with %d %s", request.method, request.path, status, code)
+    logger.debug("rejection reason for %s %s: %s", request.method, request.path, reason)
+    return error_response(status, code, reason, retry_after)
+
+
 def make_error_middleware(
     domain_errors: list[tuple[type[BaseException], type[ApiError]]],
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
@@ -177,23 +191,18 @@ def make_error_middleware(
         try:
             return await handler(request)
         except ApiError as error:
-            return error_response(
-                error.status, error.code, error.reason, error.retry_after
+            return _rejected(
+                request, error.status, error.code, error.reason, error.retry_after
             )
         except web.HTTPRequestEntityTooLarge as error:
-            return error_response(
-                413,
-                PayloadTooLarge.code,
-                f"request body exceeds the limit of {error.max_size} bytes",
-            )
+            reason = f"request body exceeds the limit of {error.max_size} bytes"
+            return _rejected(request, 413, PayloadTooLarge.code, reason)
         except web.HTTPException as error:
-            if error.status < 400:
+            if error.status < 400 or error.content_type == "application/json":
                 raise
-            reason = error.text or error.reason
-            if error.content_type == "application/json":
-                raise
-            response = error_response(
-                error.status, error.reason.lower().replace(" ", "_"), reason
+            code = error.reason.lower().replace(" ", "_")
+            response = _rejected(
+                request, error.status, code, error.text or error.reason
             )
             for name in ("Retry-After", "Allow", "Location"):
                 if name in error.headers:
@@ -205,8 +214,12 @@ def make_error_middleware(
                     retry_after = getattr(error, "retry_after", None)
                     if retry_after is None and api_error.status == 503:
                         retry_after = 1
-                    return error_response(
-                        api_error.status, api_error.code, str(error), retry_after
+                    return _rejected(
+                        request,
+                        api_error.status,
+                        api_error.code,
+                        str(error),
+                        retry_after,
                     )
             logger.exception("unhandled error on %s %s", request.method, request.path)
             return error_response(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from asn1crypto import cms, tsp
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -135,7 +136,11 @@ def _verify(
     # 5. Check the signed attributes and the signature over them.
     _check_signed_attributes(signer_info, tst_info_der, signer)
 
-    # 6. The TSA certificate may sign time stamps, and chains to a root at genTime.
+    # 6. The TSTInfo tsa name, when present, names the TSA certificate's
+    # subject (RFC 3161 section 2.4.2).
+    _check_tsa_name(tst_info["tsa"], signer)
+
+    # 7. The TSA certificate may sign time stamps, and chains to a root at genTime.
     _check_time_stamping_usage(signer)
     _check_path(signer, pool, trust_roots, gen_time)
 
@@ -388,6 +393,22 @@ def _check_signing_certificate(
         ]
         if signer.issuer.public_bytes() not in names:
             raise TimeStampError("ESSCertID issuer does not match the TSA certificate")
+
+
+def _check_tsa_name(name: object, signer: x509.Certificate) -> None:
+    if not isinstance(name, asn1_x509.GeneralName):
+        return
+    parsed = asn1_x509.Certificate.load(signer.public_bytes(Encoding.DER))
+    candidates = [asn1_x509.GeneralName(name="directory_name", value=parsed.subject)]
+    candidates.extend(parsed.subject_alt_name_value or ())
+    wanted = name.chosen.untag().dump()
+    for candidate in candidates:
+        if candidate.name == name.name and candidate.chosen.untag().dump() == wanted:
+            return
+    raise TimeStampError(
+        f"TSTInfo tsa name {name.native} is not among the names of the TSA "
+        f"certificate {signer.subject.rfc4514_string()}"
+    )
 
 
 def _check_time_stamping_usage(signer: x509.Certificate) -> None:

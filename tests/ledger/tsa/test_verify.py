@@ -329,3 +329,20 @@ def carried_certificates_or_empty(token: bytes) -> list[x509.Certificate]:
     if cms.ContentInfo.load(token)["content"]["certificates"].native is None:
         return []
     return carried_certificates(token)
+
+
+def test_tsa_name_of_other_subject_fails(tmp_path, pki):
+    from asn1crypto import x509 as asn1_x509
+
+    from ledger.tsa import der
+
+    credentials = pki["ecdsa-p256"][1]
+    authority = TimeStampAuthority(credentials, SerialNumbers(tmp_path))
+    other = asn1_x509.Name.build({"common_name": "Some Other TSA"})
+    name = asn1_x509.GeneralName(name="directory_name", value=other)
+    # The signer encodes the tsa field once; a different one is put in its place.
+    authority._signer._tsa_name = der.tlv(0xA0, name.dump())
+    digest = hashlib.sha256(b"tsa name").digest()
+
+    with pytest.raises(TimeStampError, match="tsa name"):
+        verify_token(authority.stamp(digest, prehashed=True), digest, credentials.chain)

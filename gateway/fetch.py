@@ -6,7 +6,8 @@ inclusion proofs), so any mirror serves as well as the log itself:
 
 1. fetch the latest checkpoint and its time-stamp token;
 2. read every entry bundle of that tree and find the step whose logged
-   document digest is the PDF's SHA-256, then every entry of its contract;
+   document digest is the PDF's SHA-256, then every entry of its contract
+   and the consent entries its signature steps name;
 3. fetch an inclusion proof of each entry for the checkpoint's tree_size.
 
 The trust anchors (the policy, the TSA root and the signing CA's root) must
@@ -89,7 +90,12 @@ async def _fetch(
     from ledger.checkpoint import Checkpoint
     from ledger.entry import EntryError, decode_entry
     from ledger.evidence import EvidenceBundle, LoggedEntry
-    from ledger.merkle import TILE_WIDTH, decode_entry_bundle, entries_path
+    from ledger.merkle import (
+        TILE_WIDTH,
+        decode_entry_bundle,
+        entries_path,
+        leaf_hash,
+    )
     from ledger.note import parse_note
     from ledger.tlog_proof import TlogProof
 
@@ -104,6 +110,7 @@ async def _fetch(
 
         # 2. The entries of the contract whose last document is this PDF.
         entries: dict[int, tuple[bytes, dict[str, Any]]] = {}
+        consents: dict[bytes, tuple[int, bytes]] = {}
         contract = None
         for index in range((tree_size + TILE_WIDTH - 1) // TILE_WIDTH):
             width = min(TILE_WIDTH, tree_size - index * TILE_WIDTH)
@@ -116,6 +123,8 @@ async def _fetch(
                 leaf_index = index * TILE_WIDTH + offset
                 if isinstance(entry.get("contract"), str):
                     entries[leaf_index] = (raw, entry)
+                elif entry.get("type") == "consent":
+                    consents[leaf_hash(raw)] = (leaf_index, raw)
                 if digest in _digests(entry) and entry.get("type") == "store":
                     contract = entry["contract"]
         if contract is None:
@@ -126,6 +135,12 @@ async def _fetch(
         chosen = {
             i: raw for i, (raw, e) in entries.items() if e["contract"] == contract
         }
+        # The consent entries that the signature steps name.
+        for index in list(chosen):
+            named = entries[index][1].get("consent")
+            if isinstance(named, bytes) and named in consents:
+                consent_index, consent_raw = consents[named]
+                chosen[consent_index] = consent_raw
 
         # 3. An inclusion proof of each entry for the checkpoint's tree.
         logged = []

@@ -430,9 +430,49 @@ class BundleVerifier:
                 )
             )
         self.state.contract_chain = chain
+        self._check_consents(chain, check)
         check.reason = f"{len(chain)} steps chained: " + ", ".join(
             self.state.entries[i]["type"] for i in chain
         )
+
+    def _check_consents(self, chain: list[int], check: Check) -> None:
+        """Check that each signature step names a logged consent to that document.
+
+        The identity service logs a `consent` entry when a party's TOTP code
+        unlocks its key for one document digest; the signature step carries
+        that entry's leaf hash.
+        """
+        by_hash = {h: i for i, h in self.state.leaf_hashes.items()}
+        for index in chain:
+            entry = self.state.entries[index]
+            if entry.get("type") not in ("sign", "countersign"):
+                continue
+            consent_hash = entry.get("consent")
+            if not isinstance(consent_hash, bytes) or consent_hash not in by_hash:
+                raise CheckFailed(
+                    f"the {entry['type']} entry at leaf_index {index} names no "
+                    "consent entry that is in the bundle"
+                )
+            consent_index = by_hash[consent_hash]
+            consent = self.state.entries[consent_index]
+            if consent.get("type") != "consent":
+                raise CheckFailed(
+                    f"leaf_index {consent_index}, named as the consent of the "
+                    f"{entry['type']} step, is a {consent.get('type')} entry"
+                )
+            for field_name, signed_name in (
+                ("document", "document_before"),
+                ("certificate", "certificate"),
+            ):
+                if consent.get(field_name) != entry.get(signed_name):
+                    raise CheckFailed(
+                        f"the consent at leaf_index {consent_index} is for another "
+                        f"{field_name} than the {entry['type']} step signed"
+                    )
+            check.details.append(
+                f"{entry['type']} at leaf_index {index} follows the TOTP consent "
+                f"at leaf_index {consent_index}"
+            )
 
     # 8. The document is the one the last step logged.
     def check_document(self, check: Check) -> None:

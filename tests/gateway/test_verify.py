@@ -255,6 +255,20 @@ def test_dropped_entry_breaks_the_chain(cluster):
     assert "does not chain" in reason
 
 
+def test_dropped_consent_entry_fails(cluster):
+    manifest = read_bundle(cluster.bundle).manifest
+    consent = next(
+        e["leaf_index"] for e in manifest["entries"] if e["type"] == "consent"
+    )
+    data = replace_members(
+        cluster.bundle,
+        {f"entries/{consent}.cbor": None, f"proofs/{consent}.tlog-proof": None},
+    )
+    number, reason = only_failure(outcome(data, cluster.policy))
+    assert number == 7
+    assert "consent" in reason
+
+
 def test_checkpoint_signed_by_other_key_fails(cluster):
     note = parse_note(checkpoint_note(cluster.bundle))
     origin = note.text.split("\n")[0]

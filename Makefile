@@ -5,7 +5,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_TOOLS := openssl poppler-utils qpdf
 OUT ?= out
 
 .PHONY: run test bench lint system venv clean
@@ -15,6 +14,7 @@ system:
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v pdfsig >/dev/null || missing="$$missing poppler-utils"; \
 	command -v qpdf >/dev/null || missing="$$missing qpdf"; \
+	command -v certutil >/dev/null || missing="$$missing libnss3-tools"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -36,7 +36,7 @@ def build_app(
     """
     app = web.Application(
         client_max_size=UPLOAD_LIMIT,
-        middlewares=[make_error_middleware(domain_error_statuses())],
+        middlewares=[make_error_middleware(domain_error_statuses())],  # type: ignore[list-item]
     )
     app[TOKENS_KEY] = tokens or TokenStore()
     if log_source is not None:

@@ -36,7 +36,10 @@ class EnrolledParty:
 
     def totp(self) -> str:
         """Return the current TOTP code, as the party's authenticator app shows it."""
-        return pyotp.parse_uri(self.totp_uri).now()
+        otp = pyotp.parse_uri(self.totp_uri)
+        if not isinstance(otp, pyotp.TOTP):
+            raise TypeError(f"{self.totp_uri!r} is not a TOTP provisioning URI")
+        return otp.now()
 
 
 class GatewayClient:

@@ -198,9 +198,8 @@ def run_gateway(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
-    from ledger.keys import PassphraseMissingError, passphrase_from_environment
-
     from gateway.service import Gateway, GatewayOptions
+    from ledger.keys import PassphraseMissingError, passphrase_from_environment
 
     try:
         passphrase = passphrase_from_environment()

@@ -195,7 +195,9 @@ def make_error_middleware(
                 request, error.status, error.code, error.reason, error.retry_after
             )
         except web.HTTPRequestEntityTooLarge as error:
-            reason = f"request body exceeds the limit of {error.max_size} bytes"
+            # aiohttp states the limit only in the text: "Maximum request
+            # body size N exceeded."
+            reason = error.text or "request body exceeds the size limit"
             return _rejected(request, 413, PayloadTooLarge.code, reason)
         except web.HTTPException as error:
             if error.status < 400 or error.content_type == "application/json":

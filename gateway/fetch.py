@@ -114,8 +114,8 @@ async def _fetch(
         contract = None
         for index in range((tree_size + TILE_WIDTH - 1) // TILE_WIDTH):
             width = min(TILE_WIDTH, tree_size - index * TILE_WIDTH)
-            bundle = await _get(session, f"{log}/{entries_path(index, width)}")
-            for offset, raw in enumerate(decode_entry_bundle(bundle)):
+            entry_bundle = await _get(session, f"{log}/{entries_path(index, width)}")
+            for offset, raw in enumerate(decode_entry_bundle(entry_bundle)):
                 try:
                     entry = decode_entry(raw)
                 except EntryError:

@@ -65,6 +65,7 @@ class Gateway:
         self.options = options
         self.url = ""
         self._runner: web.AppRunner | None = None
+        self._socket: socket.socket | None = None
         self._closers: list = []
 
     @property
@@ -110,10 +111,11 @@ class Gateway:
         data.mkdir(parents=True, exist_ok=True)
         # Bind first, so that the URL (which goes into the CA's certificates)
         # is known before anything is opened and no other process takes the port.
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((HOST, options.port))
-        port = self._socket.getsockname()[1]
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((HOST, options.port))
+        self._socket = listener
+        port = listener.getsockname()[1]
         self.url = f"http://{HOST}:{port}"
 
         # 1. The log: created on first start, configured with the witnesses.
@@ -205,7 +207,7 @@ class Gateway:
         # In-flight requests get two seconds to finish when the gateway stops.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
-        await web.SockSite(self._runner, self._socket).start()
+        await web.SockSite(self._runner, listener).start()
         logger.info("gateway serving %s origin=%s", self.url, self.origin)
 
     def _open_contracts(self):
@@ -275,7 +277,7 @@ class Gateway:
             if hasattr(result, "__await__"):
                 await result
         self._closers.clear()
-        if getattr(self, "_socket", None) is not None:
+        if self._socket is not None:
             self._socket.close()
             self._socket = None
         logger.info("gateway stopped")

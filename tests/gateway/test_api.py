@@ -201,3 +201,23 @@ async def test_wrong_proofing_code_is_forbidden(api, gateway):
 async def test_unknown_path_gets_json_404(api):
     status, body = await api.call("GET", "/api/v1/nothing-here")
     assert_error(status, body, 404)
+
+
+async def test_oversized_chunked_body_is_rejected(api, gateway):
+    async def chunks():
+        # No Content-Length: the limit must hold while the body streams in.
+        yield b'{"kind": "person", "details": {"name": "'
+        for _ in range(JSON_LIMIT // 1024 + 1):
+            yield b"x" * 1024
+        yield b'"}}'
+
+    before = gateway.store.tree_size()
+    status, body = await api.call(
+        "POST",
+        "/api/v1/parties",
+        gateway.operator_token,
+        data=chunks(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert_error(status, body, 413)
+    assert gateway.store.tree_size() == before

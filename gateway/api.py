@@ -3,7 +3,7 @@
 Handlers authenticate the caller, read and validate the body, and call the
 `Workflow` (identity plus contract service). Steps on one contract run one at
 a time under a per-contract lock, so that concurrent clients cannot
-interleave them; the workflow itself rejects a step out of order.
+interleave them. The workflow itself rejects a step out of order.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ operator token, which may enrol parties, is held the same way under the
 reserved id `operator`.
 
 `TokenStore` keeps the hashes in a JSON file when given a path, so that the
-tokens survive a restart; the file never holds a secret.
+tokens survive a restart. The file contains no secret.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The outcome of verifying an evidence bundle, as data that reports render.
 
 `gateway.verify` fills a `VerificationResult`; `gateway.report` renders it as
-text for the terminal, as HTML, or as PDF for a court. The result holds facts
+text for the terminal, as HTML, or as PDF for a court. The result contains facts
 only (digests, times, key fingerprints, each check with its reason), so that
 every rendering shows the same thing.
 """

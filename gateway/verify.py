@@ -3,7 +3,7 @@
 The verifier needs no network and no secret: only the bundle and, ideally, a
 trust policy (C2SP tlog-policy) obtained independently of the service. Each
 check records passed or failed with its reason, or "not run" when an earlier
-check it depends on failed; the bundle is valid only when every check passed.
+check it depends on failed. The bundle is valid only when every check passed.
 
 Checks, in order (docs/evidence.md explains each):
 

@@ -105,7 +105,13 @@ def validation_context(
     )
 
 
-def _open_reader(data: bytes, password: str | None) -> PdfFileReader:
+def open_pdf_reader(data: bytes, password: str | None = None) -> PdfFileReader:
+    """Open `data` with pyHanko, strictly if it can, and decrypt it if needed.
+
+    Raises `InvalidPdfError` if pyHanko cannot parse the file and
+    `PasswordError` if it is encrypted and `password` (or the empty user
+    password when None) does not open it.
+    """
     try:
         try:
             reader = PdfFileReader(io.BytesIO(data), strict=True)
@@ -185,7 +191,7 @@ async def async_validate_pdf(
     roots = list(trust_roots)
     others = list(other_certs)
     crl_list = list(crls)
-    reader = _open_reader(data, password)
+    reader = open_pdf_reader(data, password)
     reports = []
     for embedded in reader.embedded_signatures:
         # A fresh context per signature, because pyHanko caches validated
@@ -271,24 +277,35 @@ class PdfsigSignature:
         """True if pdfsig found the signature valid over its byte ranges."""
         return self.signature_validation == "Signature is Valid."
 
+    @property
+    def trusted(self) -> bool:
+        """True if NSS chained the signer's certificate to a trusted root."""
+        return self.certificate_validation == "Certificate is Trusted."
+
 
 _PDFSIG_TIMEOUT_SECONDS = 60
 _RANGE = re.compile(r"\[(\d+) - (\d+)\]")
 
 
-def run_pdfsig(data: bytes, password: str | None = None) -> list[PdfsigSignature]:
+def run_pdfsig(
+    data: bytes, password: str | None = None, *, nss_dir: str | None = None
+) -> list[PdfsigSignature]:
     """Run poppler's `pdfsig` on `data` and parse its report, one entry per
     signature in the order pdfsig prints them.
 
-    OCSP requests are disabled and HOME points at an empty folder, so pdfsig
-    uses an empty NSS database: certificates are reported as untrusted, and
-    the signature check itself is unaffected.
+    OCSP requests are disabled and HOME points at an empty folder. pdfsig
+    reads trust from the NSS database `nss_dir` (a `sql:` path, such as
+    `signer.nss.nss_database` yields); without one it uses an empty
+    database and reports every certificate issuer as untrusted, which
+    leaves the signature check itself unaffected.
     """
     with tempfile.TemporaryDirectory(prefix="pdfsig-") as folder:
         path = os.path.join(folder, "document.pdf")
         with open(path, "wb") as handle:
             handle.write(data)
         command = ["pdfsig", "-no-ocsp"]
+        if nss_dir is not None:
+            command += ["-nssdir", nss_dir]
         if password is not None:
             command += ["-upw", password]
         command.append(path)

@@ -50,7 +50,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import io
 import logging
 import secrets
 import weakref
@@ -60,7 +59,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
-from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko_certvalidator import ValidationContext
 
@@ -80,7 +78,7 @@ from signer.pades import count_signatures, countersign_pdf, sign_pdf, upgrade_to
 from signer.prepare import prepare_pdf
 from signer.replicated import ReplicatedDocumentStore
 from signer.storage import BlobStore
-from signer.validate import async_validate_pdf
+from signer.validate import async_validate_pdf, open_pdf_reader
 
 logger = logging.getLogger("signer.workflow")
 
@@ -144,10 +142,12 @@ _SIGNATURE_ONLY = ("NONE", "LTA_UPDATES", "FORM_FILLING")
 
 
 def _signature_time_stamp_token(data: bytes, password: str | None) -> bytes:
-    """Return the signature time-stamp token (DER) of the last signature in data."""
-    reader = PdfFileReader(io.BytesIO(data), strict=False)
-    if reader.encrypted:
-        reader.decrypt(password or "")
+    """Return the signature time-stamp token (DER) of the last signature in data.
+
+    Raises `PasswordError` if data is encrypted and password does not open it:
+    pyHanko reports a wrong password in the decrypt status, not by raising.
+    """
+    reader = open_pdf_reader(data, password)
     signer_info = reader.embedded_regular_signatures[-1].signer_info
     for attribute in signer_info["unsigned_attrs"] or []:
         if attribute["type"].native == "signature_time_stamp_token":

@@ -9,13 +9,14 @@ import pytest
 from cryptography import x509
 
 from signer.errors import PasswordError, SignatureInvalidError
-from signer.pades import countersign_pdf, sign_pdf
+from signer.pades import SignatureResult, countersign_pdf, sign_pdf
 from signer.validate import (
     parse_pdfsig,
     require_valid,
     run_pdfsig,
     validate_pdf,
 )
+from signer.workflow import _signature_time_stamp_token
 
 from .conftest import SigningPki, build_pki, change_one_signed_byte
 
@@ -176,3 +177,30 @@ def test_validate_wrong_password_rejected(pki: SigningPki, corpus_dir):
 
     with pytest.raises(PasswordError, match="password does not open it"):
         validate_pdf(encrypted, pki.trust_roots, password="wrong")
+
+
+@pytest.fixture(scope="module")
+def signed_encrypted(pki: SigningPki, timestamper, corpus_dir) -> SignatureResult:
+    """The RC4-encrypted corpus file, signed by Alice with its user password."""
+    encrypted = (
+        corpus_dir / "10-encrypted-rc4-128-user-pw-openpassword.pdf"
+    ).read_bytes()
+    return asyncio.run(
+        sign_pdf(encrypted, pki.signer("alice"), timestamper, password="openpassword")
+    )
+
+
+def test_time_stamp_token_read_with_password(signed_encrypted: SignatureResult):
+    token = _signature_time_stamp_token(signed_encrypted.data, "openpassword")
+
+    assert token == signed_encrypted.time_stamp_token
+
+
+@pytest.mark.parametrize("password", ["wrong", None])
+def test_time_stamp_token_wrong_password_rejected(
+    signed_encrypted: SignatureResult, password: str | None
+):
+    # pyHanko reports the wrong password in the decrypt status; the reader
+    # must turn it into the signer's password error.
+    with pytest.raises(PasswordError, match="password does not open it"):
+        _signature_time_stamp_token(signed_encrypted.data, password)

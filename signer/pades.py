@@ -53,6 +53,7 @@ from pyhanko_certvalidator.errors import (
     PathValidationError,
 )
 
+from ledger.tsa.response import TimeStampResp
 from signer.errors import (
     ChangesForbiddenError,
     InvalidPdfError,
@@ -163,7 +164,13 @@ class AuthorityTimeStamper(TimeStamper):
     async def async_request_tsa_response(
         self, req: tsp.TimeStampReq
     ) -> tsp.TimeStampResp:
-        return tsp.TimeStampResp.load(self._authority.issue(req.dump()))
+        """Issue a response to `req`; a rejection reaches pyHanko as its status.
+
+        asn1crypto's TimeStampResp declares the token mandatory and cannot
+        read a rejection, which carries none; ledger.tsa's declares it
+        optional, so that pyHanko raises TimestampRequestError on the status.
+        """
+        return TimeStampResp.load(self._authority.issue(req.dump()))  # type: ignore[return-value]
 
 
 class _RecordingTimeStamper(TimeStamper):
@@ -307,6 +314,13 @@ def _choose_field(reader: PdfFileReader, field_name: str | None) -> tuple[str, b
     return f"Signature{number}", False
 
 
+def _time_stamp_error(exc: TimestampRequestError) -> SigningError:
+    return SigningError(
+        f"the time-stamp authority did not return a time_stamp_token ({exc}); "
+        "remove the cause that its status names, or use another authority"
+    )
+
+
 # Time-stamp tokens from one authority differ in size only by a few bytes
 # (serial number, nonce, fractional seconds, ECDSA signature length).
 _TOKEN_SIZE_MARGIN = 256
@@ -369,7 +383,10 @@ async def sign_pdf(
         location=location,
     )
     if bytes_reserved is None:
-        bytes_reserved = await _contents_size(signer, timestamper)
+        try:
+            bytes_reserved = await _contents_size(signer, timestamper)
+        except TimestampRequestError as exc:
+            raise _time_stamp_error(exc) from exc
     recorder = _RecordingTimeStamper(timestamper)
     signer_class = _PdfA1Signer if pdfa1 else signers.PdfSigner
     pdf_signer = signer_class(
@@ -390,9 +407,7 @@ async def sign_pdf(
             ) from exc
         raise SigningError(f"pyHanko failed to sign field {name!r}: {exc}") from exc
     except TimestampRequestError as exc:
-        raise SigningError(
-            f"the time-stamp authority did not return a time_stamp_token: {exc}"
-        ) from exc
+        raise _time_stamp_error(exc) from exc
     except PdfError as exc:
         raise SigningError(f"pyHanko failed to sign field {name!r}: {exc}") from exc
     signed = output.getvalue()

@@ -16,14 +16,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.timestamps import HTTPTimeStamper
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.pdf_embedded import async_validate_pdf_signature
 
 from ledger.tsa.authority import TimeStampAuthority
+from ledger.tsa.keys import TsaCredentials
+from ledger.tsa.request import build_request, new_nonce
+from ledger.tsa.serial import SerialNumbers
 from ledger.tsa.server import add_tsa_routes
 from signer.errors import ChangesForbiddenError, PasswordError, SigningError
 from signer.keys import InMemorySigner, to_asn1_certificate
 from signer.pades import (
+    AuthorityTimeStamper,
     countersign_pdf,
     encode_timestamp_request,
     sign_pdf,
@@ -378,3 +383,69 @@ async def test_sign_wrong_password_rejected(pki, timestamper, corpus_dir: Path):
 
     with pytest.raises(PasswordError, match="given password"):
         await sign_pdf(encrypted, pki.signer("alice"), timestamper, password="wrong")
+
+
+class _PolicyRequestingStamper(AuthorityTimeStamper):
+    """The in-process stamper, with a reqPolicy in every request it sends."""
+
+    def __init__(self, authority: TimeStampAuthority, policy: str) -> None:
+        super().__init__(authority)
+        self.policy = policy
+
+    def request_cms(self, message_digest: bytes, md_algorithm: str):  # type: ignore[no-untyped-def]
+        nonce = new_nonce()
+        request = build_request(
+            message_digest, md_algorithm, nonce=nonce, policy=self.policy
+        )
+        return nonce, tsp.TimeStampReq.load(request)
+
+
+@pytest.fixture
+def strict_policy_authority(pki: SigningPki, tmp_path: Path) -> TimeStampAuthority:
+    """An authority that accepts its default policy and 1.3.6.1.4.1.99999.1 only."""
+    credentials = TsaCredentials(
+        private_key=pki.keys["tsa"],  # type: ignore[arg-type]
+        certificate=pki.certs["tsa"],
+        chain=[pki.certs["root"]],
+    )
+    return TimeStampAuthority(
+        credentials,
+        SerialNumbers(tmp_path),
+        accepted_policies=("1.3.6.1.4.1.99999.1",),
+    )
+
+
+async def test_rejected_sha1_request_raises_pyhanko_error(
+    strict_policy_authority: TimeStampAuthority,
+):
+    stamper = AuthorityTimeStamper(strict_policy_authority)
+
+    with pytest.raises(TimestampRequestError, match="bad_alg") as raised:
+        await stamper.async_timestamp(hashlib.sha1(b"contract").digest(), "sha1")
+
+    assert not isinstance(raised.value, ValueError)
+
+
+async def test_accepted_policy_request_is_granted(
+    pki: SigningPki, strict_policy_authority: TimeStampAuthority, contract_pdf
+):
+    stamper = _PolicyRequestingStamper(strict_policy_authority, "1.3.6.1.4.1.99999.1")
+
+    result = await sign_pdf(contract_pdf, pki.signer("alice"), stamper)
+
+    [report] = await pki.validate(result.data, diff_analysis=False)
+    assert report.trusted and report.time_stamp_time is not None
+
+
+async def test_rejected_policy_request_fails_signing(
+    pki: SigningPki, strict_policy_authority: TimeStampAuthority, contract_pdf
+):
+    stamper = _PolicyRequestingStamper(strict_policy_authority, "1.3.6.1.4.1.99999.2")
+
+    with pytest.raises(
+        SigningError, match="did not return a time_stamp_token"
+    ) as raised:
+        await sign_pdf(contract_pdf, pki.signer("alice"), stamper)
+
+    assert isinstance(raised.value.__cause__, TimestampRequestError)
+    assert "1.3.6.1.4.1.99999.2" in str(raised.value)

@@ -361,6 +361,10 @@ class BundleVerifier:
                     f"tree_size {checkpoint.tree_size}: {error}"
                 ) from error
             self.state.leaf_hashes[logged.leaf_index] = hashed
+            check.details.append(
+                f"leaf_index {logged.leaf_index}: leaf_hash {hashed.hex()[:16]}..., "
+                f"{len(proof.hashes)} proof hashes"
+            )
         check.reason = (
             f"{len(self.state.bundle.entries)} entries included in tree_size "
             f"{checkpoint.tree_size}"

@@ -1,13 +1,13 @@
 """Build NSS certificate databases that poppler's `pdfsig` reads trust from.
 
 pdfsig checks the signer's certificate path with NSS, for the e-mail signer
-usage, against the database given with `-nssdir`; without one it opens an
+usage, against the database given with `-nssdir`. Without one it opens an
 empty database and reports every issuer as untrusted. NSS also needs
-revocation data for every certificate that names a CRL distribution point,
-and with OCSP off and no fetching it reports a path without it as an
+revocation data for every certificate that names a CRL distribution point.
+With OCSP off and no fetching, it reports a path without that data as an
 unknown error. `nss_database` therefore writes a fresh database in a
-temporary folder holding the trusted roots, the intermediate certificates
-and their CRLs, and removes it afterwards.
+temporary folder with the trusted roots, the intermediate certificates and
+their CRLs, and removes it afterwards.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-# NSS trust flags for TLS, e-mail and object signing. "C" marks a CA trusted
-# to issue certificates for that use; pdfsig verifies signer certificates
-# for the e-mail signer usage, so a root trusted for TLS alone ("C,,") is
-# reported as an untrusted issuer.
+# NSS trust flags for TLS, e-mail and object signing, where "C" marks a CA
+# trusted to issue certificates for that use. pdfsig verifies signer
+# certificates for the e-mail signer usage, so it reports a root trusted for
+# TLS alone ("C,,") as an untrusted issuer.
 TRUSTED_CA_FLAGS = ",C,"
 UNTRUSTED_FLAGS = ",,"
 

@@ -166,9 +166,9 @@ class AuthorityTimeStamper(TimeStamper):
     ) -> tsp.TimeStampResp:
         """Issue a response to `req`; a rejection reaches pyHanko as its status.
 
-        asn1crypto's TimeStampResp declares the token mandatory and cannot
-        read a rejection, which carries none; ledger.tsa's declares it
-        optional, so that pyHanko raises TimestampRequestError on the status.
+        asn1crypto's TimeStampResp declares the token mandatory, so it cannot
+        read a rejection, which carries none. The class of ledger.tsa declares
+        it optional, and pyHanko then raises TimestampRequestError.
         """
         return TimeStampResp.load(self._authority.issue(req.dump()))  # type: ignore[return-value]
 

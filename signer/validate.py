@@ -294,10 +294,10 @@ def run_pdfsig(
     signature in the order pdfsig prints them.
 
     OCSP requests are disabled and HOME points at an empty folder. pdfsig
-    reads trust from the NSS database `nss_dir` (a `sql:` path, such as
-    `signer.nss.nss_database` yields); without one it uses an empty
-    database and reports every certificate issuer as untrusted, which
-    leaves the signature check itself unaffected.
+    reads trust from the NSS database `nss_dir`, a `sql:` path such as
+    `signer.nss.nss_database` yields. Without one it uses an empty database
+    and reports every certificate issuer as untrusted, but the signature
+    check itself is the same.
     """
     with tempfile.TemporaryDirectory(prefix="pdfsig-") as folder:
         path = os.path.join(folder, "document.pdf")

@@ -1,10 +1,10 @@
 """poppler's pdfsig with an NSS database that trusts the test root.
 
 A corpus file that already carries a foreign Acrobat signature is signed by
-Alice and countersigned by Bob. With the test root trusted, and the issuing
-CA and both CRLs in the database, pdfsig must find the two new signatures
-valid and their certificates trusted, and the foreign one still valid but
-not trusted; with another root, or none, it must trust neither.
+Alice and countersigned by Bob. The database trusts the test root and contains
+the issuing CA and both CRLs. With it, pdfsig must find the two new
+signatures valid and their certificates trusted, and the foreign one still
+valid but not trusted. With another root, or none, it must trust none.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ def test_trusted_root_makes_new_signatures_trusted(
     assert alice.certificate_validation == TRUSTED
     assert bob.total_document_signed
     assert bob.ranges[1][1] == len(countersigned_corpus_file)
-    # The Acrobat signature made before upload stays intact; its issuer is
-    # not in the database.
+    # The Acrobat signature made before upload stays intact, and its issuer
+    # is not in the database.
     assert foreign.valid
     assert not foreign.trusted
     # pdfsig 22.12 reads NSS's last error code after each path check without

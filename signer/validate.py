@@ -298,6 +298,11 @@ def run_pdfsig(
     `signer.nss.nss_database` yields. Without one it uses an empty database
     and reports every certificate issuer as untrusted, but the signature
     check itself is the same.
+
+    NOTE: pdfsig 22.12 reads NSS's last error code after each certificate
+    check without testing the check's result. After one certificate has
+    verified, it reports later ones as "Unknown issue with Certificate or
+    corrupted data." even when their paths are trusted.
     """
     with tempfile.TemporaryDirectory(prefix="pdfsig-") as folder:
         path = os.path.join(folder, "document.pdf")

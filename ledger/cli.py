@@ -227,17 +227,12 @@ async def _append_lines(log, args: argparse.Namespace, descriptor: int, output) 
             output.write("".join(lines))
             output.flush()
 
-    async def submit(entry: bytes) -> object:
-        try:
-            return await sequencer.append(entry)
-        finally:
-            window.release()
-
     output_closed = False
 
-    def on_done(task: asyncio.Future) -> None:
+    def on_done(future: asyncio.Future) -> None:
         nonlocal status, output_closed
-        if output_closed or not pending or task is not pending[0]:
+        window.release()
+        if output_closed or not pending or future is not pending[0]:
             return
         try:
             flush_done()
@@ -270,9 +265,9 @@ async def _append_lines(log, args: argparse.Namespace, descriptor: int, output) 
                     status = _fail(f"line {line_number} was not appended: {error}")
                     break
                 await window.acquire()
-                task = asyncio.ensure_future(submit(encoded))
-                task.add_done_callback(on_done)
-                pending.append(task)
+                future = sequencer.submit(encoded)
+                future.add_done_callback(on_done)
+                pending.append(future)
             if status or not chunk:
                 break
         if pending:

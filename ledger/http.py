@@ -82,7 +82,13 @@ def _parse_int(request: web.Request, name: str, required: bool = True) -> int | 
         if required:
             raise RequestError(400, f"query parameter {name} is missing")
         return None
-    if not text.isdigit() or (len(text) > 1 and text[0] == "0") or len(text) > 20:
+    values = request.query.getall(name)
+    if len(values) > 1:
+        raise RequestError(400, f"query parameter {name} is given {len(values)} times")
+    # ASCII digits only: str.isdigit also accepts superscripts and other
+    # scripts' digits, which int() then rejects or silently converts.
+    ascii_digits = text.isascii() and text.isdigit()
+    if not ascii_digits or (len(text) > 1 and text[0] == "0") or len(text) > 20:
         raise RequestError(
             400, f"{name} {text!r} is not a decimal integer without leading zeros"
         )

@@ -257,6 +257,12 @@ BAD_PROOF_QUERIES = [
     ("/log/proof/inclusion", 400, "leaf_index is missing"),
     ("/log/proof/inclusion?leaf_index=01", 400, "leading zeros"),
     ("/log/proof/inclusion?leaf_index=-1", 400, "decimal"),
+    # Superscript two, Arabic-Indic one and fullwidth ten are digits to
+    # str.isdigit but not decimal ASCII.
+    ("/log/proof/inclusion?leaf_index=%C2%B2", 400, "decimal"),
+    ("/log/proof/inclusion?leaf_index=%D9%A1", 400, "decimal"),
+    ("/log/proof/inclusion?leaf_index=1&tree_size=%EF%BC%91%EF%BC%90", 400, "decimal"),
+    ("/log/proof/inclusion?leaf_index=1&leaf_index=2", 400, "given 2 times"),
     ("/log/proof/inclusion?leaf_index=10", 400, "not in the tree"),
     ("/log/proof/inclusion?leaf_index=1&tree_size=11", 404, "beyond"),
     ("/log/proof/inclusion?leaf_index=1&leaf_hash=00", 400, "either"),

@@ -1,7 +1,8 @@
 """Run every benchmark module `bench/bench_*.py` and write `bench/results.json`.
 
 Each module defines `run(report)`. `python -m bench NAME...` runs only the
-modules whose names contain one of the given words.
+modules whose names contain one of the given words, and keeps the rows that
+other modules wrote to `bench/results.json` earlier.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ def main(words: list[str]) -> int:
             continue
         print(f"== {path.stem}", flush=True)
         module = importlib.import_module(f"bench.{path.stem}")
+        report.current_bench = path.stem
         module.run(report)
         report.write()
     report.write()

@@ -19,11 +19,15 @@ class Figure:
     peer: str | None = None
     peer_value: float | None = None
     ratio: float | None = None
+    # The benchmark module that measured it, e.g. "bench_log".
+    bench: str | None = None
 
 
 @dataclass
 class Report:
     figures: list[Figure] = field(default_factory=list)
+    # Set by the runner before each module runs.
+    current_bench: str | None = None
 
     def add(
         self,
@@ -37,7 +41,9 @@ class Report:
         ratio = None
         if peer_value:
             ratio = round(value / peer_value, 3)
-        figure = Figure(name, round(value, 3), unit, peer, peer_value, ratio)
+        figure = Figure(
+            name, round(value, 3), unit, peer, peer_value, ratio, self.current_bench
+        )
         self.figures.append(figure)
         line = f"{name:<58} {figure.value:>14,.3f} {unit}"
         if peer is not None and peer_value is not None:
@@ -45,7 +51,19 @@ class Report:
         print(line, flush=True)
 
     def write(self, path: Path = RESULTS_PATH) -> None:
-        rows = [
+        """Write the figures, keeping the rows of modules that did not run now."""
+        ran = {figure.bench for figure in self.figures}
+        kept = []
+        if path.exists():
+            try:
+                kept = [
+                    row
+                    for row in json.loads(path.read_text())
+                    if row.get("bench") is not None and row.get("bench") not in ran
+                ]
+            except (ValueError, AttributeError):
+                kept = []
+        rows = kept + [
             {key: value for key, value in asdict(f).items() if value is not None}
             for f in self.figures
         ]

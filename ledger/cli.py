@@ -1,8 +1,9 @@
 """The log's commands: `ledger init`, `ledger serve`, `ledger log append|check`.
 
 Handlers import the store and aiohttp inside, so that `ledger --help` stays
-fast. Errors print one line to stderr and return status 1; a missing
-LEDGER_PASSPHRASE returns status 2.
+fast. Errors print one line to stderr and return status 1 for a runtime
+failure (a damaged store, a busy port) or 2 for invalid usage (an invalid
+option, a missing LEDGER_PASSPHRASE).
 """
 
 from __future__ import annotations
@@ -35,12 +36,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="serve the log's read API",
         description="Serve /log/checkpoint, tiles, entry bundles and proofs."
-        " With LEDGER_PASSPHRASE set it also publishes checkpoints.",
+        " With LEDGER_PASSPHRASE set and without --read-only it also publishes"
+        " checkpoints, cosigned by the witnesses in the log's configuration."
+        " Exits 1 when the address is busy and 2 for invalid options.",
     )
     serve.add_argument("--data", required=True, type=Path, metavar="DIR",
                        help="data folder that `ledger init` created")
     serve.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
                        help="address to listen on (default: %(default)s)")
+    serve.add_argument("--read-only", action="store_true",
+                       help="serve without loading the key or publishing checkpoints,"
+                       " e.g. for a log whose witnesses are gone (also the behaviour"
+                       " when LEDGER_PASSPHRASE is unset)")
     _add_checkpoint_options(serve)
     serve.set_defaults(handler=_serve)
 
@@ -98,29 +105,51 @@ def _passphrase() -> bytes | None:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from ledger.checkpoint import CheckpointError
     from ledger.keys import KeyFileError, PassphraseMissingError, passphrase_from_environment
-    from ledger.log import DEFAULT_ORIGIN, init_log
-    from ledger.note import NoteError
+    from ledger.log import DEFAULT_ORIGIN, OriginError, check_origin, init_log
     from ledger.store import StoreError
 
+    origin = DEFAULT_ORIGIN if args.origin is None else args.origin
+    try:
+        check_origin(origin)
+    except OriginError as error:
+        return _fail(f"{error}; choose another --origin", EXIT_USAGE)
     try:
         passphrase = passphrase_from_environment()
     except PassphraseMissingError as error:
         return _fail(str(error), EXIT_USAGE)
-    origin = args.origin or DEFAULT_ORIGIN
     try:
         vkey = init_log(args.data, origin, passphrase)
-    except (StoreError, KeyFileError, CheckpointError, NoteError, OSError) as error:
+    except (StoreError, KeyFileError, OSError) as error:
         return _fail(f"cannot create a log in {args.data}: {error}")
     print(vkey)
     return 0
 
 
 def _open(args: argparse.Namespace, passphrase: bytes | None, readonly: bool = False):
+    """Open the log in args.data, raising StoreError or KeyFileError.
+
+    LMDB's own errors (a damaged or foreign data file) become a StoreError
+    that names the file.
+    """
+    import lmdb
+
     from ledger.log import open_log
 
-    return open_log(args.data, passphrase=passphrase, readonly=readonly)
+    try:
+        return open_log(args.data, passphrase=passphrase, readonly=readonly)
+    except lmdb.Error as error:
+        raise _store_error(args.data, error) from error
+
+
+def _store_error(data_dir: Path, error: Exception):
+    from ledger.log import STORE_NAME
+    from ledger.store import StoreError
+
+    return StoreError(
+        f"cannot read {data_dir / STORE_NAME / 'data.mdb'}: {error}; the store is"
+        " damaged, so restore the folder from a backup or a mirror"
+    )
 
 
 def _check_intervals(args: argparse.Namespace) -> str | None:
@@ -134,44 +163,95 @@ def _check_intervals(args: argparse.Namespace) -> str | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
+    import asyncio
 
-    from ledger.http import add_read_routes
     from ledger.keys import KeyFileError
     from ledger.store import StoreError
 
     host, separator, port_text = args.listen.rpartition(":")
     if not separator or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        return _fail(f"--listen {args.listen!r} is not HOST:PORT with 0 < PORT < 65536")
+        return _fail(
+            f"--listen {args.listen!r} is not HOST:PORT with 0 < PORT < 65536", EXIT_USAGE
+        )
     problem = _check_intervals(args)
     if problem:
         return _fail(problem, EXIT_USAGE)
+    passphrase = None if args.read_only else _passphrase()
     try:
-        log = _open(args, _passphrase())
+        log = _open(args, passphrase)
     except (StoreError, KeyFileError) as error:
         return _fail(str(error))
+    try:
+        return asyncio.run(_serve_log(log, args, host.strip("[]") or "127.0.0.1", int(port_text)))
+    finally:
+        log.close()
+
+
+async def _serve_log(log, args: argparse.Namespace, host: str, port: int) -> int:
+    """Serve the read API, and publish checkpoints when the key is loaded, until a signal."""
+    import asyncio
+    import signal
+
+    from aiohttp import web
+
+    from ledger.http import add_read_routes
+    from ledger.note import NoteError
 
     app = web.Application()
     add_read_routes(app, log.store)
-
-    async def publish_checkpoints(app: web.Application):
-        publisher = None
-        if log.signer is not None:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as error:
+        await runner.cleanup()
+        return _fail(f"cannot listen on {args.listen}: {error}")
+    url = f"http://{args.listen}"
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stop.set)
+    publisher = None
+    if log.signer is None:
+        reason = "--read-only" if args.read_only else "LEDGER_PASSPHRASE is unset"
+        print(
+            f"ledger serve: serving log {log.config.origin} read-only on {url}/log/"
+            f" ({reason}, so no checkpoints are published)",
+            flush=True,
+        )
+    else:
+        _limit_repeated_warnings()
+        try:
             publisher = log.make_publisher(
                 interval=args.checkpoint_interval, idle_interval=args.idle_interval
             )
-            await publisher.start()
-        yield
+        except NoteError as error:
+            await runner.cleanup()
+            return _fail(f"invalid witness in the configuration of {args.data}: {error}")
+        await publisher.start()
+        print(
+            f"ledger serve: serving log {log.config.origin} on {url}/log/ and"
+            " publishing checkpoints",
+            flush=True,
+        )
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
         if publisher is not None:
             await publisher.close()
             await log.close_hooks()
-
-    app.cleanup_ctx.append(publish_checkpoints)
-    try:
-        web.run_app(app, host=host.strip("[]") or None, port=int(port_text), print=None)
-    finally:
-        log.close()
     return 0
+
+
+def _limit_repeated_warnings() -> None:
+    """Collapse repeats of the publisher's and witnessing client's warnings."""
+    import logging
+
+    from ledger.log import RepeatedRecordFilter
+
+    for name in ("ledger.publisher", "ledger.witnessing"):
+        logging.getLogger(name).addFilter(RepeatedRecordFilter())
 
 
 def _append(args: argparse.Namespace) -> int:
@@ -187,6 +267,8 @@ def _append(args: argparse.Namespace) -> int:
         log = _open(args, _passphrase())
     except (StoreError, KeyFileError) as error:
         return _fail(str(error))
+    if log.signer is not None:
+        _limit_repeated_warnings()
     try:
         return asyncio.run(_append_lines(log, args, sys.stdin.buffer.fileno(), sys.stdout))
     finally:
@@ -296,6 +378,8 @@ async def _append_lines(log, args: argparse.Namespace, descriptor: int, output) 
 
 
 def _check(args: argparse.Namespace) -> int:
+    import lmdb
+
     from ledger.log import LogCheckError, check_log
     from ledger.store import StoreError
 
@@ -308,6 +392,8 @@ def _check(args: argparse.Namespace) -> int:
     except LogCheckError as error:
         where = f" at leaf_index {error.leaf_index}" if error.leaf_index is not None else ""
         return _fail(f"log check failed{where}: {error}")
+    except lmdb.Error as error:
+        return _fail(f"log check failed: {_store_error(args.data, error)}")
     finally:
         log.close()
     print(f"ok: {tree_size} entries and their checkpoints match")

@@ -9,14 +9,24 @@ hash and every signed checkpoint from the entries.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+import logging
+import struct
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.checkpoint import Checkpoint, CheckpointError, sign_checkpoint
 from ledger.keys import generate_key_file, read_key_file
 from ledger.merkle import HASH_SIZE, consistency_proof, leaf_hash, node_hash, root_hash
-from ledger.note import Ed25519Signer, Ed25519Verifier, NoteError, parse_note, verify_note
+from ledger.note import (
+    Ed25519Signer,
+    Ed25519Verifier,
+    NoteError,
+    check_key_name,
+    parse_note,
+    verify_note,
+)
 from ledger.publisher import (
     DEFAULT_IDLE_INTERVAL,
     DEFAULT_INTERVAL,
@@ -36,6 +46,128 @@ STORE_NAME = "log.lmdb"
 KEY_NAME = "log.key"
 VKEY_NAME = "log.vkey"
 DEFAULT_ORIGIN = "ledger.localhost/log"
+
+# LMDB 0.9 data file layout on 64-bit hosts (lmdb.h and mdb.c, MDB_meta):
+# pages 0 and 1 are meta pages. Each starts with a 16-byte page header, then
+# mm_magic (u32), mm_version (u32), mm_address (u64), mm_mapsize (u64), two
+# 48-byte MDB_db records and mm_last_pg (u64), then mm_txnid (u64). The
+# free-page MDB_db's md_pad field holds the page size. LMDB uses the meta
+# page with the larger mm_txnid.
+LMDB_DATA_FILE = "data.mdb"
+LMDB_MAGIC = 0xBEEFC0DE
+LMDB_PAGE_HEADER_SIZE = 16
+LMDB_PAGE_SIZE_OFFSET = LMDB_PAGE_HEADER_SIZE + 24
+LMDB_LAST_PAGE_OFFSET = LMDB_PAGE_HEADER_SIZE + 120
+LMDB_DEFAULT_PAGE_SIZE = 4096
+
+
+class DamagedStoreError(StoreError):
+    """An LMDB data file is shorter than its meta pages say, or is not LMDB."""
+
+
+class OriginError(ValueError):
+    """An origin that is not valid both as a checkpoint origin and a key name."""
+
+
+def check_origin(origin: str) -> None:
+    """Raise OriginError unless origin is a valid checkpoint origin and key name.
+
+    A log's origin is also its signed-note key name, so it must be non-empty,
+    without newlines, spaces, '+' or control characters.
+    """
+    try:
+        Checkpoint(origin, 0, bytes(HASH_SIZE))
+        check_key_name(origin)
+    except (CheckpointError, NoteError) as error:
+        raise OriginError(f"invalid origin {origin!r}: {error}") from error
+
+
+def _read_meta_page(data: bytes, offset: int) -> tuple[int, int, int] | None:
+    """Return (page size, last page number, txnid) of one meta page, or None."""
+    end = offset + LMDB_LAST_PAGE_OFFSET + 16
+    if len(data) < end:
+        return None
+    (magic,) = struct.unpack_from("<I", data, offset + LMDB_PAGE_HEADER_SIZE)
+    if magic != LMDB_MAGIC:
+        return None
+    (page_size,) = struct.unpack_from("<I", data, offset + LMDB_PAGE_SIZE_OFFSET)
+    last_page, txnid = struct.unpack_from("<QQ", data, offset + LMDB_LAST_PAGE_OFFSET)
+    return page_size, last_page, txnid
+
+
+def check_lmdb_file(store_dir: Path) -> None:
+    """Raise DamagedStoreError if store_dir/data.mdb is not safe to map.
+
+    LMDB maps the whole data file, and a read of a page past the end of a
+    truncated file kills the process with SIGBUS, so the file must be at least
+    (mm_last_pg + 1) * page size bytes long, by the newer meta page. A missing
+    data file passes, so that LMDB can create it.
+    """
+    path = Path(store_dir) / LMDB_DATA_FILE
+    try:
+        with open(path, "rb") as file:
+            head = file.read(2 * LMDB_DEFAULT_PAGE_SIZE)
+            size = file.seek(0, 2)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise DamagedStoreError(f"cannot read {path}: {error}") from error
+    metas = [_read_meta_page(head, 0)]
+    if metas[0] is not None:
+        metas.append(_read_meta_page(head, metas[0][0]))
+    valid = [meta for meta in metas if meta is not None]
+    if not valid:
+        raise DamagedStoreError(
+            f"{path} is not an LMDB data file (no valid meta page); restore the"
+            " folder from a backup or a mirror"
+        )
+    page_size, last_page, _ = max(valid, key=lambda meta: meta[2])
+    expected = (last_page + 1) * page_size
+    if size < expected:
+        raise DamagedStoreError(
+            f"{path} is truncated: it has {size} bytes but its meta page needs"
+            f" {expected}; restore the folder from a backup or a mirror"
+        )
+
+
+class RepeatedRecordFilter(logging.Filter):
+    """A logging filter that passes the first of identical warnings, then counts.
+
+    A record of level WARNING or above whose message equals an earlier one is
+    dropped, except once per `window` seconds, when it passes with the number
+    of repeats since the last one that passed. A service that retries an
+    unreachable peer every second thus logs one line a minute, not sixty.
+    """
+
+    MAX_MESSAGES = 256
+
+    def __init__(
+        self, window: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self.window = window
+        self.clock = clock
+        # message -> [time it last passed, repeats dropped since then]
+        self._seen: dict[str, list] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        message = record.getMessage()
+        now = self.clock()
+        seen = self._seen.get(message)
+        if seen is None:
+            if len(self._seen) >= self.MAX_MESSAGES:
+                self._seen.pop(next(iter(self._seen)))
+            self._seen[message] = [now, 0]
+            return True
+        seen[1] += 1
+        if now - seen[0] < self.window:
+            return False
+        record.msg = f"{message} (repeated {seen[1]} times in {now - seen[0]:.0f} s)"
+        record.args = None
+        seen[0], seen[1] = now, 0
+        return True
 
 
 class LogCheckError(Exception):
@@ -124,23 +256,45 @@ def init_log(data_dir: Path, origin: str, passphrase: bytes) -> str:
     """Create a log in data_dir and return its vkey.
 
     Creates the encrypted key, the store with its configuration and the
-    vkey file. Raises StoreError when data_dir already contains a log.
+    vkey file. Raises OriginError for an invalid origin and StoreError when
+    data_dir already contains a log, in both cases before writing anything.
+    On a later failure, removes what it created and re-raises.
     """
+    check_origin(origin)
     data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
     if (data_dir / STORE_NAME).exists() or (data_dir / KEY_NAME).exists():
         raise StoreError(
             f"{data_dir} already contains a log; choose an empty folder for a new one"
         )
-    # Checked before any file is written: an invalid origin leaves nothing.
-    Checkpoint(origin, 0, bytes(HASH_SIZE))
-    key = generate_key_file(data_dir / KEY_NAME, passphrase)
-    signer = Ed25519Signer(origin, key)
-    with LogStore(data_dir / STORE_NAME, create=True) as store:
-        store.write_config(LogConfig(origin))
-    vkey = signer.vkey
-    (data_dir / VKEY_NAME).write_text(vkey + "\n")
+    created_dir = not data_dir.exists()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        key = generate_key_file(data_dir / KEY_NAME, passphrase)
+        signer = Ed25519Signer(origin, key)
+        with LogStore(data_dir / STORE_NAME, create=True) as store:
+            store.write_config(LogConfig(origin))
+        vkey = signer.vkey
+        (data_dir / VKEY_NAME).write_text(vkey + "\n")
+    except BaseException:
+        _remove_log_files(data_dir, created_dir)
+        raise
     return vkey
+
+
+def _remove_log_files(data_dir: Path, remove_dir: bool) -> None:
+    """Delete the files init_log writes, and data_dir when init_log made it."""
+    for name in (KEY_NAME, VKEY_NAME):
+        (data_dir / name).unlink(missing_ok=True)
+    store_dir = data_dir / STORE_NAME
+    if store_dir.is_dir():
+        for path in store_dir.iterdir():
+            path.unlink(missing_ok=True)
+        store_dir.rmdir()
+    if remove_dir:
+        try:
+            data_dir.rmdir()
+        except OSError:
+            pass  # something else was put there meanwhile; leave it
 
 
 def open_log(
@@ -148,8 +302,9 @@ def open_log(
 ) -> Log:
     """Open the log in data_dir; with a passphrase also load its signing key.
 
-    Raises StoreError when data_dir contains no log and KeyFileError when the
-    key cannot be decrypted.
+    Raises StoreError when data_dir contains no log, DamagedStoreError when
+    its data file is truncated or not LMDB, and KeyFileError when the key
+    cannot be decrypted.
     """
     data_dir = Path(data_dir)
     try:
@@ -168,6 +323,7 @@ def open_log(
                 f"{KEY_NAME} does not match {VKEY_NAME} in {data_dir}; restore the"
                 " key that belongs to this log"
             )
+    check_lmdb_file(data_dir / STORE_NAME)
     store = LogStore(data_dir / STORE_NAME, readonly=readonly)
     try:
         config = store.config()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -14,7 +17,8 @@ import pytest
 
 from ledger.checkpoint import open_checkpoint
 from ledger.entry import decode_entry
-from ledger.log import open_log
+from ledger.log import RepeatedRecordFilter, open_log
+from ledger.store import LogConfig, LogStore
 from ledger.note import Ed25519Verifier
 
 LEDGER = [sys.executable, "-m", "gateway.cli"]
@@ -174,5 +178,170 @@ def test_serve_publishes_and_serves(data):
 
 def test_serve_rejects_bad_listen(data):
     result = run(["serve", "--data", str(data), "--listen", "localhost"])
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert b"HOST:PORT" in result.stderr
+
+
+@pytest.mark.parametrize("origin", ["a+b", "", "two words", "line\nbreak"])
+def test_init_invalid_origin_leaves_nothing(tmp_path, origin):
+    folder = tmp_path / "d6"
+    result = run(["init", "--data", str(folder), "--origin", origin])
+    assert result.returncode == 2
+    assert b"invalid origin" in result.stderr
+    assert not folder.exists()
+    again = run(["init", "--data", str(folder), "--origin", "example.com/good"])
+    assert again.returncode == 0, again.stderr
+
+
+def test_init_invalid_origin_keeps_existing_folder(tmp_path):
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    result = run(["init", "--data", str(folder), "--origin", "a+b"])
+    assert result.returncode == 2
+    assert list(folder.iterdir()) == []
+
+
+def assert_one_line_error(result, *fragments: bytes) -> None:
+    assert result.returncode == 1, result.stderr
+    assert b"Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+def test_check_random_data_file(data):
+    (data / "log.lmdb" / "data.mdb").write_bytes(os.urandom(100_000))
+    result = run(["log", "check", "--data", str(data)], passphrase=None)
+    assert_one_line_error(result, b"data.mdb", b"not an LMDB data file", b"restore")
+
+
+def test_check_corrupted_pages(data):
+    run(["log", "append", "--data", str(data)], stdin=b"entry\n" * 3000)
+    path = data / "log.lmdb" / "data.mdb"
+    content = path.read_bytes()
+    # The two meta pages stay intact, so LMDB opens the file and fails later.
+    path.write_bytes(content[:8192] + os.urandom(len(content) - 8192))
+    for args in (["log", "check"], ["log", "append"]):
+        result = run(args + ["--data", str(data)], passphrase=None, stdin=b"x\n")
+        assert_one_line_error(result, b"data.mdb", b"MDB_CORRUPTED")
+
+
+def test_commands_reject_truncated_data_file(data):
+    run(["log", "append", "--data", str(data)], stdin=b"entry\n" * 3000)
+    path = data / "log.lmdb" / "data.mdb"
+    size = path.stat().st_size
+    assert size > 3 * 4096
+    os.truncate(path, 3 * 4096)
+    for args in (["log", "check"], ["log", "append"], ["serve", "--listen", "127.0.0.1:1"]):
+        result = run(args + ["--data", str(data)], passphrase=None, stdin=b"x\n")
+        assert result.returncode != -signal.SIGBUS
+        assert_one_line_error(result, b"data.mdb", b"truncated", str(size).encode())
+
+
+def test_serve_busy_port(data):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run(["serve", "--data", str(data), "--listen", f"127.0.0.1:{port}"])
+    assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}".encode())
+
+
+def start_serve(data: Path, port: int, passphrase: str | None, *extra: str):
+    env = dict(os.environ)
+    env.pop("LEDGER_PASSPHRASE", None)
+    if passphrase is not None:
+        env["LEDGER_PASSPHRASE"] = passphrase
+    return subprocess.Popen(
+        LEDGER + ["serve", "--data", str(data), "--listen", f"127.0.0.1:{port}", *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def stop(process: subprocess.Popen) -> tuple[bytes, bytes]:
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    return stdout, stderr
+
+
+@pytest.mark.parametrize(
+    ("passphrase", "extra", "expected"),
+    [
+        (None, (), b"read-only"),
+        ("pw", ("--read-only",), b"read-only"),
+        ("pw", (), b"publishing checkpoints"),
+    ],
+)
+def test_serve_prints_start_line(data, passphrase, extra, expected):
+    port = free_port()
+    process = start_serve(data, port, passphrase, *extra)
+    try:
+        line = process.stdout.readline()
+    finally:
+        stop(process)
+    assert line.startswith(b"ledger serve: serving log example.com/cli-test")
+    assert f"http://127.0.0.1:{port}/log/".encode() in line
+    assert expected in line
+
+
+def test_serve_read_only_publishes_nothing(data):
+    run(["log", "append", "--data", str(data)], passphrase=None, stdin=b"a\nb\n")
+    port = free_port()
+    process = start_serve(data, port, "pw", "--read-only", "--checkpoint-interval", "0.1")
+    try:
+        process.stdout.readline()
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/log/checkpoint")
+        assert raised.value.code == 404
+    finally:
+        stop(process)
+
+
+def test_serve_collapses_witness_warnings(data):
+    dead_port = free_port()
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ledger.note import CosignatureSigner
+
+    witness_vkey = CosignatureSigner("witness.test/gone", Ed25519PrivateKey.generate()).vkey
+    with LogStore(data / "log.lmdb") as store:
+        store.write_config(
+            LogConfig("example.com/cli-test", ((f"http://127.0.0.1:{dead_port}", witness_vkey),), 1)
+        )
+    port = free_port()
+    process = start_serve(data, port, "pw", "--checkpoint-interval", "0.05")
+    try:
+        process.stdout.readline()
+        # About 60 publishing attempts at the 0.05 s interval, each of which
+        # fails at the witness; fewer on a loaded machine, but more than one.
+        time.sleep(3)
+    finally:
+        _, stderr = stop(process)
+    warnings = [line for line in stderr.splitlines() if b"did not cosign" in line]
+    assert len(warnings) == 1, stderr.decode()
+
+
+def test_repeated_record_filter_counts():
+    now = [0.0]
+    record_filter = RepeatedRecordFilter(window=60.0, clock=lambda: now[0])
+
+    def record(message: str, *args) -> logging.LogRecord:
+        return logging.LogRecord("t", logging.WARNING, __file__, 1, message, args, None)
+
+    assert record_filter.filter(record("witness %s failed", "w1"))
+    assert record_filter.filter(record("witness %s failed", "w2"))
+    for second in range(1, 60):
+        now[0] = float(second)
+        assert not record_filter.filter(record("witness %s failed", "w1"))
+    now[0] = 60.0
+    summary = record("witness %s failed", "w1")
+    assert record_filter.filter(summary)
+    assert summary.getMessage() == "witness w1 failed (repeated 60 times in 60 s)"
+    now[0] = 61.0
+    assert not record_filter.filter(record("witness %s failed", "w1"))
+    info = logging.LogRecord("t", logging.INFO, __file__, 1, "same", None, None)
+    assert record_filter.filter(info)
+    assert record_filter.filter(info)

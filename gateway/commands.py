@@ -6,6 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+# Exit status of `ledger verify` for each verdict.
+EXIT_STATUS = {"VALID": 0, "NOT VALID": 1, "NOT CHECKED": 3}
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `verify` and `demo` to the `ledger` command."""
@@ -16,7 +19,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Check an evidence bundle offline: the log's checkpoint signature, "
             "the witnesses' cosignatures, the time-stamp token, every inclusion "
             "proof, the contract's hash chain, the document digest and the PDF "
-            "signatures. Exit status 0 only when every check passed."
+            "signatures. Trust comes from three anchors: the policy (--policy), "
+            "the TSA root (--tsa-root) and the signing CA root (--ca-root). "
+            "Each one not given is taken from the bundle itself and the report "
+            "warns that it is self-asserted by the service that built the "
+            "bundle; pass all three, obtained independently, to rely on the "
+            "result."
+        ),
+        epilog=(
+            "Exit status: 0 when every check passed (VALID); 1 when a check "
+            "failed (NOT VALID); 2 when a file cannot be read or an option is "
+            "wrong; 3 when no check failed but one could not be made (NOT "
+            "CHECKED), such as the signatures of an encrypted PDF without "
+            "--password."
         ),
     )
     verify.add_argument(
@@ -42,16 +57,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tsa-root",
         type=Path,
         metavar="FILE",
-        help="TSA trust anchor (PEM) for a PDF verified with --log",
+        help="TSA root certificate (PEM) that the checkpoint's time-stamp "
+        "token must verify to; default: the bundle's own, which is "
+        "self-asserted (required with --log)",
     )
     verify.add_argument(
         "--ca-root",
         type=Path,
         metavar="FILE",
-        help="signing CA root (PEM) for a PDF verified with --log",
+        help="signing CA root certificate (PEM) that every signer certificate "
+        "must chain to; default: the bundle's own, which is self-asserted "
+        "(required with --log)",
     )
     verify.add_argument(
-        "--password", metavar="PW", help="password of an encrypted PDF in the bundle"
+        "--password",
+        metavar="PW",
+        help="password of an encrypted PDF in the bundle; without it the "
+        "signatures of such a PDF are NOT CHECKED (exit status 3)",
     )
     verify.add_argument(
         "--report",
@@ -67,7 +89,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Start a local cluster (log, TSA, three witnesses, one mirror), "
             "enrol a person and an enterprise, upload, sign, send, countersign "
-            "and store a contract, then build and verify its evidence bundle."
+            "and store a contract, then build and verify its evidence bundle. "
+            "The PDF is checked (a PDF, opened by --password, signable) before "
+            "the cluster starts, and DIR is created only then."
+        ),
+        epilog=(
+            "Exit status: 0 when the evidence verified; 1 when the PDF cannot "
+            "be signed or a step or check failed; 2 when LEDGER_PASSPHRASE is "
+            "not set or DIR is not new or empty."
         ),
     )
     demo.add_argument(
@@ -82,9 +111,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         required=True,
         metavar="DIR",
-        help="folder for the signed PDF, the evidence and the log data",
+        help="new or empty folder for the signed PDF, the evidence and the log "
+        "data; a folder holding files, such as an earlier run's, is refused",
     )
-    demo.add_argument("--password", metavar="PW", help="password of an encrypted PDF")
+    demo.add_argument(
+        "--password",
+        metavar="PW",
+        help="user or owner password of an encrypted PDF",
+    )
     demo.set_defaults(handler=run_demo)
 
     serve = subparsers.add_parser(
@@ -129,13 +163,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    """Verify a bundle or a PDF, print the report and return 0 only if valid."""
+    """Verify a bundle or a PDF, print the report and return the exit status.
+
+    0 when valid, 1 when a check failed, 2 for an unreadable file and 3
+    when no check failed but one could not be made.
+    """
     from gateway.report import render_text, write_report
-    from gateway.verify import verify_bundle
+    from gateway.verify import TrustAnchor, verify_bundle
 
     try:
         data = args.evidence.read_bytes()
         policy_text = args.policy.read_bytes() if args.policy else None
+        tsa_root = (
+            TrustAnchor(args.tsa_root.read_bytes(), str(args.tsa_root))
+            if args.tsa_root
+            else None
+        )
+        ca_root = (
+            TrustAnchor(args.ca_root.read_bytes(), str(args.ca_root))
+            if args.ca_root
+            else None
+        )
     except OSError as error:
         print(
             f"ledger verify: cannot read {error.filename}: {error.strerror}",
@@ -156,8 +204,8 @@ def run_verify(args: argparse.Namespace) -> int:
             data = fetch_evidence(
                 data,
                 args.log,
-                tsa_root=args.tsa_root.read_bytes() if args.tsa_root else None,
-                ca_root=args.ca_root.read_bytes() if args.ca_root else None,
+                tsa_root=tsa_root.pem if tsa_root else None,
+                ca_root=ca_root.pem if ca_root else None,
                 policy=policy_text,
             )
         except (EvidenceFetchError, OSError) as error:
@@ -168,6 +216,8 @@ def run_verify(args: argparse.Namespace) -> int:
         source=str(args.evidence),
         policy_text=policy_text,
         policy_source=str(args.policy) if args.policy else None,
+        tsa_root=tsa_root,
+        ca_root=ca_root,
         password=args.password,
     )
     sys.stdout.write(render_text(result))
@@ -178,16 +228,19 @@ def run_verify(args: argparse.Namespace) -> int:
             print(f"ledger verify: cannot write the report: {error}", file=sys.stderr)
             return 2
         print(f"report written to {args.report}")
-    return 0 if result.ok else 1
+    return EXIT_STATUS[result.verdict]
 
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo and return its exit status."""
-    from gateway.demo import DemoError
+    from gateway.demo import DemoError, DemoInputError
     from gateway.demo import run_demo as demo
 
     try:
         return demo(args.pdf, args.out, password=args.password)
+    except DemoInputError as error:
+        print(f"ledger demo: {error}", file=sys.stderr)
+        return error.exit_status
     except DemoError as error:
         print(f"ledger demo: {error}", file=sys.stderr)
         return 1

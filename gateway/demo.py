@@ -9,16 +9,20 @@
    offline against the policy written next to it.
 5. Check that the mirror serves the same inclusion proof as the log.
 
-The output folder then contains contract.signed.pdf, contract.evidence,
-log.vkey, witness.vkeys, policy.txt, tsa-root.pem, ca-root.pem,
-report.html and log/, which
-`ledger serve --data DIR/log` serves again after the demo has stopped.
+The input PDF is checked (readable, a PDF, opened by the password given,
+signable) before anything starts, and the output folder is created only
+after that; it must be new or empty, so that no file of an earlier run is
+mixed with this one's. It then contains contract.signed.pdf,
+contract.evidence, log.vkey, witness.vkeys, policy.txt, tsa-root.pem,
+ca-root.pem, report.html and log/, which `ledger serve --data DIR/log`
+serves again after the demo has stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import shlex
 import shutil
 import sys
 import time
@@ -38,6 +42,18 @@ STEPS = 7
 
 class DemoError(Exception):
     """The demo cannot run or a step failed; the message names the step and the cause."""
+
+
+class DemoInputError(DemoError):
+    """The input PDF cannot be used; nothing was started or created."""
+
+    exit_status = 1
+
+
+class OutputFolderError(DemoInputError):
+    """The output folder is not new or empty; nothing was started or created."""
+
+    exit_status = 2
 
 
 @dataclass
@@ -288,16 +304,85 @@ async def _demo(pdf: bytes, out: Path, password: str | None, passphrase: bytes) 
     print(
         f"  log data           {log_dir}  (serve it again: ledger serve --data {log_dir})"
     )
-    print(
-        f"  verify again       ledger verify {out / 'contract.evidence'} --policy {out / 'policy.txt'}"
-    )
-    print(f"  result             {'VALID' if result.ok else 'NOT VALID'}")
+    print(f"  verify again       {verify_command(out, password)}")
+    print(f"  result             {result.verdict}")
     return 0 if result.ok else 1
 
 
+def verify_command(out: Path, password: str | None) -> str:
+    """Return the shell command that verifies the demo's evidence in `out` again.
+
+    It names the three trust anchors the demo wrote next to the bundle, and
+    the PDF's password when one was needed to open it.
+    """
+    words = [
+        "ledger",
+        "verify",
+        str(out / "contract.evidence"),
+        "--policy",
+        str(out / "policy.txt"),
+        "--tsa-root",
+        str(out / "tsa-root.pem"),
+        "--ca-root",
+        str(out / "ca-root.pem"),
+    ]
+    if password is not None:
+        words += ["--password", password]
+    return shlex.join(words)
+
+
+def check_output_folder(out: Path) -> None:
+    """Raise OutputFolderError unless `out` is absent or an empty folder."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise OutputFolderError(
+            f"--out {out} is a file, not a folder; name a new or empty folder"
+        )
+    names = sorted(path.name for path in out.iterdir())
+    if names:
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise OutputFolderError(
+            f"the output folder {out} is not empty (it holds {shown}); name a "
+            "new or empty folder with --out, so that no file of an earlier run "
+            "is mixed with this run's"
+        )
+
+
+def check_input_pdf(pdf: bytes, name: str, password: str | None) -> None:
+    """Raise DemoInputError unless `pdf` is a PDF that `password` opens and that can be signed.
+
+    Runs the same checks as the gateway's upload, so that a PDF that cannot
+    be signed is rejected before the cluster starts.
+    """
+    from signer.errors import PasswordError, SignerError
+    from signer.prepare import prepare_pdf
+
+    try:
+        prepare_pdf(pdf, password)
+    except PasswordError as error:
+        if password is None:
+            raise DemoInputError(
+                f"{name} is encrypted and the empty user password does not "
+                "open it; pass its user or owner password with --password"
+            ) from error
+        raise DemoInputError(
+            f"{name} is encrypted and the password given with --password does "
+            "not open it; pass its user or owner password"
+        ) from error
+    except SignerError as error:
+        raise DemoInputError(f"the PDF cannot be signed: {name}: {error}") from error
+
+
 def run_demo(pdf_path: Path | None, out: Path, password: str | None = None) -> int:
-    """Run the demo on `pdf_path` (or the generated contract) into `out`; return the exit status."""
-    from gateway.contract_pdf import write_contract_pdf
+    """Run the demo on `pdf_path` (or the generated contract) into `out`; return the exit status.
+
+    `out` must be absent or empty. Before anything is started or created,
+    raises OutputFolderError when it is not, and DemoInputError when the PDF
+    cannot be read, opened with `password` or signed; DemoError when a
+    later step fails.
+    """
+    from gateway.contract_pdf import build_contract_pdf
     from ledger.keys import PassphraseMissingError, passphrase_from_environment
 
     try:
@@ -306,12 +391,22 @@ def run_demo(pdf_path: Path | None, out: Path, password: str | None = None) -> i
         print(f"ledger demo: {error}", file=sys.stderr)
         return 2
     out = out.resolve()
+    check_output_folder(out)
+    if pdf_path is None:
+        pdf = build_contract_pdf()
+        name = "the generated sample contract"
+    else:
+        try:
+            pdf = pdf_path.read_bytes()
+        except OSError as error:
+            raise DemoInputError(
+                f"cannot read {pdf_path}: {error.strerror}"
+            ) from error
+        name = str(pdf_path)
+    check_input_pdf(pdf, name, password)
     out.mkdir(parents=True, exist_ok=True)
     if pdf_path is None:
-        pdf_path = write_contract_pdf(out / "contract.pdf")
+        pdf_path = out / "contract.pdf"
+        pdf_path.write_bytes(pdf)
         print(f"generated the sample contract {pdf_path}", flush=True)
-    try:
-        pdf = pdf_path.read_bytes()
-    except OSError as error:
-        raise DemoError(f"cannot read {pdf_path}: {error.strerror}") from error
     return asyncio.run(_demo(pdf, out, password, passphrase))

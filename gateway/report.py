@@ -16,7 +16,21 @@ from fpdf import FPDF
 
 from gateway.results import VerificationResult
 
-_MARK = {"passed": "PASS", "failed": "FAIL", "not run": "SKIP"}
+_MARK = {
+    "passed": "PASS",
+    "failed": "FAIL",
+    "not checked": "NOT CHECKED",
+    "not run": "SKIP",
+}
+
+_RESULT_LINE = {
+    "VALID": "all checks passed",
+    "NOT VALID": "verification FAILED",
+    "NOT CHECKED": (
+        "NOT CHECKED: no check failed, but one could not be made; its reason "
+        "names the option to pass"
+    ),
+}
 
 
 def _summary_rows(result: VerificationResult) -> list[tuple[str, str]]:
@@ -35,7 +49,9 @@ def _summary_rows(result: VerificationResult) -> list[tuple[str, str]]:
         )
     rows.append(("Checkpoint time-stamp", result.checkpoint_time or "not established"))
     rows.append(("Trust policy", result.policy_source or "unknown"))
-    rows.append(("Verdict", "VALID" if result.ok else "NOT VALID"))
+    rows.append(("TSA root", result.tsa_root_source or "unknown"))
+    rows.append(("CA root", result.ca_root_source or "unknown"))
+    rows.append(("Verdict", result.verdict))
     return rows
 
 
@@ -67,7 +83,7 @@ def render_text(result: VerificationResult) -> str:
             lines.append(f"  {'':<22} {key.fingerprint}")
     lines += [
         "",
-        "Result: " + ("all checks passed" if result.ok else "verification FAILED"),
+        "Result: " + _RESULT_LINE[result.verdict],
     ]
     return "\n".join(lines) + "\n"
 
@@ -81,6 +97,7 @@ td.mono, span.mono { font-family: monospace; word-break: break-all; }
 .passed { color: #064; font-weight: bold; }
 .failed { color: #a00; font-weight: bold; }
 .notrun { color: #666; }
+.notchecked { color: #a60; font-weight: bold; }
 .warning { background: #fff3cd; padding: 6px; border: 1px solid #d4b000; }
 """
 

@@ -13,11 +13,16 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Check:
-    """One numbered verification step: passed, failed or not run, with the reason."""
+    """One numbered verification step: passed, failed, not checked or not run.
+
+    "not checked" means the check could not look at its evidence, for
+    example an encrypted PDF without its password; the reason names the
+    option that supplies what was missing.
+    """
 
     number: int
     title: str
-    status: str = "not run"  # "passed", "failed" or "not run"
+    status: str = "not run"  # "passed", "failed", "not checked" or "not run"
     reason: str = ""
     details: list[str] = field(default_factory=list)
 
@@ -58,6 +63,8 @@ class VerificationResult:
     root_hash: str = ""
     checkpoint_time: str = ""
     policy_source: str = ""
+    tsa_root_source: str = ""
+    ca_root_source: str = ""
     checks: list[Check] = field(default_factory=list)
     timeline: list[TimelineStep] = field(default_factory=list)
     keys: list[KeyFingerprint] = field(default_factory=list)
@@ -67,3 +74,15 @@ class VerificationResult:
     def ok(self) -> bool:
         """True only when every check ran and passed."""
         return bool(self.checks) and all(check.passed for check in self.checks)
+
+    @property
+    def verdict(self) -> str:
+        """Return VALID, NOT VALID, or NOT CHECKED when no check failed but
+        one could not be made (its reason names what to pass)."""
+        if self.ok:
+            return "VALID"
+        if any(check.status == "failed" for check in self.checks):
+            return "NOT VALID"
+        if any(check.status == "not checked" for check in self.checks):
+            return "NOT CHECKED"
+        return "NOT VALID"

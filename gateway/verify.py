@@ -1,9 +1,13 @@
 """Verify an evidence bundle offline, as a numbered list of checks.
 
-The verifier needs no network and no secret: only the bundle and, ideally, a
-trust policy (C2SP tlog-policy) obtained independently of the service. Each
-check records passed or failed with its reason, or "not run" when an earlier
-check it depends on failed. The bundle is valid only when every check passed.
+The verifier needs no network and no secret: only the bundle and, ideally,
+trust anchors obtained independently of the service: the trust policy (C2SP
+tlog-policy), the TSA root and the signing CA root. Each anchor not given is
+taken from the bundle, with a warning that it is self-asserted. Each check
+records passed or failed with its reason, "not checked" when it could not
+look at its evidence (an encrypted PDF without its password), or "not run"
+when an earlier check it depends on failed. The bundle is valid only when
+every check passed.
 
 Checks, in order (docs/evidence.md explains each):
 
@@ -25,6 +29,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +54,18 @@ TITLES = (
 
 class CheckFailed(Exception):
     """A check did not hold; the message is the reason shown in the report."""
+
+
+class CheckNotMade(Exception):
+    """A check could not look at its evidence; the message names what to pass."""
+
+
+@dataclass(frozen=True)
+class TrustAnchor:
+    """A root certificate (PEM) the verifier trusts, and where it came from."""
+
+    pem: bytes
+    source: str
 
 
 @dataclass
@@ -96,15 +113,23 @@ class BundleVerifier:
         source: str,
         policy_text: bytes | None = None,
         policy_source: str | None = None,
+        tsa_root: TrustAnchor | None = None,
+        ca_root: TrustAnchor | None = None,
         password: str | None = None,
     ) -> None:
         self.data = data
         self.password = password
         self.policy_text = policy_text
+        self.tsa_root = tsa_root
+        self.ca_root = ca_root
         self.state = _State()
         self.result = VerificationResult(source=source)
         if policy_text is not None:
             self.result.policy_source = policy_source or "given by the verifier"
+        if tsa_root is not None:
+            self.result.tsa_root_source = tsa_root.source
+        if ca_root is not None:
+            self.result.ca_root_source = ca_root.source
 
     def run(self) -> VerificationResult:
         """Run every check and return the result.
@@ -149,6 +174,9 @@ class BundleVerifier:
             except CheckFailed as error:
                 check.status = "failed"
                 check.reason = str(error)
+            except CheckNotMade as error:
+                check.status = "not checked"
+                check.reason = str(error)
             else:
                 check.status = "passed"
         return self.result
@@ -165,11 +193,42 @@ class BundleVerifier:
         self.result.contract = bundle.contract
         self.result.origin = bundle.origin
         self.result.document_sha256 = hashlib.sha256(bundle.document).hexdigest()
+        self._bundle_anchors(bundle)
         if not bundle.entries:
             raise CheckFailed("the bundle contains no log entry")
         check.reason = (
             f"{len(bundle.entries)} entries, document of {len(bundle.document)} bytes"
         )
+
+    def _bundle_anchors(self, bundle: Any) -> None:
+        """Fall back to the bundle's own roots for those the verifier did not give.
+
+        A root from the bundle is self-asserted: the service that built the
+        bundle chose it, so it could have issued its own TSA root and dated
+        the checkpoint as it liked.
+        """
+        if self.tsa_root is None:
+            self.tsa_root = TrustAnchor(
+                bundle.tsa_root_pem, "the bundle's own tsa/root.pem (self-asserted)"
+            )
+            self.result.tsa_root_source = self.tsa_root.source
+            self.result.warnings.append(
+                "The TSA root comes from the bundle itself, so it is "
+                "self-asserted by the service that built it, which could date "
+                "the checkpoint as it likes. Pass --tsa-root with the TSA root "
+                "obtained independently to rely on the checkpoint time."
+            )
+        if self.ca_root is None:
+            self.ca_root = TrustAnchor(
+                bundle.ca_root_pem, "the bundle's own certs/root.pem (self-asserted)"
+            )
+            self.result.ca_root_source = self.ca_root.source
+            self.result.warnings.append(
+                "The signing CA root comes from the bundle itself, so it is "
+                "self-asserted by the service that built it, which could issue "
+                "signer certificates as it likes. Pass --ca-root with the CA "
+                "root obtained independently to rely on who signed."
+            )
 
     # 2. The trust policy: given by the verifier, or the bundle's own.
     def check_policy(self, check: Check) -> None:
@@ -304,15 +363,25 @@ class BundleVerifier:
             raise CheckFailed(
                 "the time-stamped note is not the checkpoint of the proofs"
             )
+        assert self.tsa_root is not None
         try:
-            roots = x509.load_pem_x509_certificates(bundle.tsa_root_pem)
+            roots = x509.load_pem_x509_certificates(self.tsa_root.pem)
+        except ValueError as error:
+            raise CheckFailed(
+                f"the TSA root from {self.tsa_root.source} is malformed: {error}"
+            ) from error
+        # The bundle's chain supplies intermediates only; trust comes from
+        # the root above, so a chain that does not lead to it fails.
+        try:
             chain = (
                 x509.load_pem_x509_certificates(bundle.tsa_chain_pem)
                 if bundle.tsa_chain_pem.strip()
                 else []
             )
         except ValueError as error:
-            raise CheckFailed(f"TSA certificates are malformed: {error}") from error
+            raise CheckFailed(
+                f"the bundle's TSA chain (tsa/chain.pem) is malformed: {error}"
+            ) from error
         digest = hashlib.sha256(bundle.checkpoint_stamped).digest()
         try:
             info = verify_token(
@@ -324,7 +393,8 @@ class BundleVerifier:
             )
         except TimeStampError as error:
             raise CheckFailed(
-                f"time-stamp token does not verify over the checkpoint: {error}"
+                "time-stamp token does not verify over the checkpoint with the "
+                f"TSA root from {self.tsa_root.source}: {error}"
             ) from error
         moment = info.gen_time.astimezone(dt.UTC).isoformat()
         self.result.checkpoint_time = moment
@@ -336,7 +406,10 @@ class BundleVerifier:
                     _fingerprint(root.public_bytes(Encoding.DER)),
                 )
             )
-        check.reason = f"checkpoint time-stamped at {moment}"
+        check.reason = (
+            f"checkpoint time-stamped at {moment}; TSA root from "
+            f"{self.tsa_root.source}"
+        )
 
     # 6. Each entry is in the checkpoint's tree at its leaf index.
     def check_inclusion(self, check: Check) -> None:
@@ -498,12 +571,16 @@ class BundleVerifier:
 
     # 9. Every PDF signature is valid, by the certificates the log names.
     def check_pdf_signatures(self, check: Check) -> None:
+        from cryptography.hazmat.primitives.serialization import Encoding
+
         from gateway.pdf_signatures import PdfSignatureError, validate_signatures
 
         bundle = self.state.bundle
+        assert self.ca_root is not None and self.tsa_root is not None
+        self._check_password(bundle.document)
         try:
             signatures = validate_signatures(
-                bundle.document, bundle.ca_root_pem, bundle.tsa_root_pem, self.password
+                bundle.document, self.ca_root.pem, self.tsa_root.pem, self.password
             )
         except PdfSignatureError as error:
             raise CheckFailed(str(error)) from error
@@ -517,10 +594,18 @@ class BundleVerifier:
             certificate = entry.get("certificate")
             if not isinstance(certificate, bytes) or certificate not in fingerprints:
                 raise CheckFailed(
-                    "no valid PDF signature chaining to the CA root is by the "
-                    f"certificate that the "
+                    "no valid PDF signature chaining to the CA root from "
+                    f"{self.ca_root.source} is by the certificate that the "
                     f"{entry.get('type')} entry at leaf_index {index} names"
                 )
+        for root in _pem_certificates(self.ca_root.pem):
+            self.result.keys.append(
+                KeyFingerprint(
+                    "CA root",
+                    root.subject.rfc4514_string(),
+                    _fingerprint(root.public_bytes(Encoding.DER)),
+                )
+            )
         for signature in signatures:
             check.details.append(signature.summary())
             self.result.keys.append(
@@ -531,7 +616,36 @@ class BundleVerifier:
                 )
             )
         check.reason = (
-            f"{len(signatures)} valid signature(s), document unmodified since the last"
+            f"{len(signatures)} valid signature(s), document unmodified since the "
+            f"last; CA root from {self.ca_root.source}"
+        )
+
+    def _check_password(self, document: bytes) -> None:
+        """Raise CheckNotMade when the PDF is encrypted and no password opens it."""
+        from pyhanko.pdf_utils.crypt import AuthStatus
+        from pyhanko.pdf_utils.misc import PdfReadError
+        from pyhanko.pdf_utils.reader import PdfFileReader
+
+        try:
+            reader = PdfFileReader(io.BytesIO(document), strict=False)
+            if not reader.encrypted:
+                return
+            # An empty user password opens many encrypted PDFs for reading.
+            status = reader.decrypt(self.password or "").status
+        except (PdfReadError, ValueError, KeyError):
+            # validate_signatures reports an unreadable PDF as a failure.
+            return
+        if status != AuthStatus.FAILED:
+            return
+        if self.password is None:
+            raise CheckNotMade(
+                "the PDF is encrypted and its signatures could not be checked "
+                "without its password; pass it with --password"
+            )
+        raise CheckNotMade(
+            "the PDF is encrypted and the password given with --password does "
+            "not open it, so its signatures could not be checked; pass the "
+            "right one"
         )
 
     # 10. Disclosed salts reproduce the logged commitments.
@@ -569,6 +683,15 @@ class BundleVerifier:
                 f"leaf_index {salt.leaf_index}: {salt.label} = {salt.value}"
             )
         check.reason = f"{len(bundle.salts)} disclosed value(s) match their commitments"
+
+
+def _pem_certificates(pem: bytes) -> list[Any]:
+    from cryptography import x509
+
+    try:
+        return x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        return []
 
 
 def _commitment(entry: dict[str, Any], label: str) -> bytes | None:
@@ -610,18 +733,26 @@ def verify_bundle(
     source: str,
     policy_text: bytes | None = None,
     policy_source: str | None = None,
+    tsa_root: TrustAnchor | None = None,
+    ca_root: TrustAnchor | None = None,
     password: str | None = None,
 ) -> VerificationResult:
     """Verify the evidence bundle `data` offline and return every check's outcome.
 
-    `password` opens an encrypted PDF for the signature check; an empty user
-    password is tried when it is None.
+    `policy_text`, `tsa_root` and `ca_root` are the trust anchors the
+    verifier obtained independently; each one that is None is taken from
+    the bundle, and the result warns that it is self-asserted. `password`
+    opens an encrypted PDF for the signature check; an empty user password
+    is tried when it is None, and the check is "not checked" when neither
+    opens it.
     """
     verifier = BundleVerifier(
         data,
         source=source,
         policy_text=policy_text,
         policy_source=policy_source,
+        tsa_root=tsa_root,
+        ca_root=ca_root,
         password=password,
     )
     return verifier.run()

@@ -7,6 +7,7 @@ processes and a mirror on 127.0.0.1 and stops them before it exits.
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -65,6 +66,9 @@ def test_demo_on_generated_contract(tmp_path: Path):
     policy = (out / "policy.txt").read_text()
     assert (out / "log.vkey").read_text().strip() in policy
     assert "quorum witnesses" in policy
+    again = next(line for line in demo.stdout.splitlines() if "verify again" in line)
+    assert "--tsa-root" in again and "--ca-root" in again
+    assert "--password" not in again
 
     # The evidence verifies again, offline, in a new process.
     verify = run_ledger(
@@ -118,7 +122,51 @@ def test_demo_rejects_unsignable_pdf(tmp_path: Path, corpus_dir: Path):
     assert demo.returncode == 1
     assert "the PDF cannot be signed" in demo.stderr
     assert "forbids" in demo.stderr
-    assert not (tmp_path / "out" / "contract.evidence").exists()
+    # The PDF is checked before the cluster starts and the folder is made.
+    assert "cluster up" not in demo.stdout
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("missing", "cannot read"),
+        ("not a PDF", "not a PDF"),
+        ("no password", "pass its user or owner password with --password"),
+        ("wrong password", "the password given with --password does not open"),
+    ],
+)
+def test_demo_checks_the_pdf_before_it_starts(
+    tmp_path: Path, corpus_dir: Path, case: str, expected: str
+):
+    encrypted = corpus_dir / "10-encrypted-rc4-128-user-pw-openpassword.pdf"
+    text = tmp_path / "notes.pdf"
+    text.write_text("meeting notes, not a PDF\n" * 10)
+    arguments = {
+        "missing": [str(tmp_path / "absent.pdf")],
+        "not a PDF": [str(text)],
+        "no password": [str(encrypted)],
+        "wrong password": [str(encrypted), "--password", "not the password"],
+    }[case]
+    out = tmp_path / "out"
+    demo = run_ledger("demo", *arguments, "--out", str(out), timeout=60)
+    assert demo.returncode == 1, demo.stdout + demo.stderr
+    assert expected in demo.stderr
+    assert "cluster up" not in demo.stdout
+    assert not out.exists()
+
+
+def test_demo_refuses_a_folder_that_holds_files(tmp_path: Path):
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / "report.pdf"
+    stale.write_bytes(b"%PDF-1.7 report of an earlier run")
+    demo = run_ledger("demo", "--out", str(out), timeout=60)
+    assert demo.returncode == 2, demo.stdout + demo.stderr
+    assert "is not empty (it holds report.pdf)" in demo.stderr
+    assert "--out" in demo.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["report.pdf"]
+    assert stale.read_bytes() == b"%PDF-1.7 report of an earlier run"
 
 
 def test_demo_signs_encrypted_pdf_with_password(tmp_path: Path, corpus_dir: Path):
@@ -128,6 +176,29 @@ def test_demo_signs_encrypted_pdf_with_password(tmp_path: Path, corpus_dir: Path
     )
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "10 of 10 checks passed" in demo.stdout
+
+    # The printed command verifies again as it stands: with the password
+    # and with the trust anchors written next to the bundle.
+    line = next(
+        line for line in demo.stdout.splitlines() if "verify again" in line
+    )
+    command = shlex.split(line.split("verify again", 1)[1])
+    assert command[:2] == ["ledger", "verify"]
+    for option in ("--policy", "--tsa-root", "--ca-root", "--password"):
+        assert option in command, line
+    again = run_ledger(*command[1:], passphrase=None)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "WARNING" not in again.stdout
+
+    # Without the password the signatures cannot be checked: NOT CHECKED,
+    # exit status 3, and the reason names the option.
+    at = command.index("--password")
+    unchecked = run_ledger(*command[1:at], *command[at + 2 :], passphrase=None)
+    assert unchecked.returncode == 3, unchecked.stdout + unchecked.stderr
+    assert "NOT CHECKED" in unchecked.stdout
+    assert "[NOT CHECKED] PDF signatures and signer certificates" in unchecked.stdout
+    assert "pass it with --password" in unchecked.stdout
+    assert "NOT VALID" not in unchecked.stdout
 
 
 def test_demo_needs_passphrase(tmp_path: Path):

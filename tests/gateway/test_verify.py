@@ -28,7 +28,8 @@ from gateway.demo import run_workflow
 from gateway.fetch import EvidenceFetchError, _fetch
 from gateway.nodes import NodeGroup
 from gateway.service import Gateway, GatewayOptions
-from gateway.verify import verify_bundle
+from gateway.report import render_html
+from gateway.verify import TrustAnchor, verify_bundle
 from ledger import merkle
 from ledger.evidence import read_bundle
 from ledger.note import Ed25519Signer, parse_note
@@ -197,8 +198,53 @@ def checkpoint_note(data: bytes) -> bytes:
     return parse_tlog_proof(read_bundle(data).entries[0].tlog_proof).checkpoint
 
 
-def outcome(data: bytes, policy: bytes | None):
-    return verify_bundle(data, source="test", policy_text=policy)
+def outcome(data: bytes, policy: bytes | None, anchors: tuple[bytes, bytes] | None):
+    """Verify `data` against `policy` and the (TSA root, CA root) `anchors`.
+
+    None for either takes the bundle's own, as `ledger verify` does without
+    --policy, or without --tsa-root and --ca-root.
+    """
+    tsa_root = ca_root = None
+    if anchors is not None:
+        tsa_root = TrustAnchor(anchors[0], "tsa-root.pem")
+        ca_root = TrustAnchor(anchors[1], "ca-root.pem")
+    return verify_bundle(
+        data, source="test", policy_text=policy, tsa_root=tsa_root, ca_root=ca_root
+    )
+
+
+def foreign_tsa(folder: Path):
+    """Return a TSA with a root of its own, as an operator could set one up."""
+    from ledger.tsa.authority import TimeStampAuthority
+    from ledger.tsa.keys import load_or_create_credentials
+
+    credentials = load_or_create_credentials(folder, PASSPHRASE)
+    return TimeStampAuthority.open(folder, credentials), credentials
+
+
+def pem(certificates) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return b"".join(c.public_bytes(Encoding.PEM) for c in certificates)
+
+
+def with_foreign_time_stamp(data: bytes, folder: Path) -> tuple[bytes, bytes]:
+    """Re-stamp the checkpoint with a foreign TSA and ship that TSA's root.
+
+    Returns the changed bundle and the foreign root (PEM).
+    """
+    authority, credentials = foreign_tsa(folder)
+    bundle = read_bundle(data)
+    root = pem(credentials.chain[-1:])
+    changed = replace_members(
+        data,
+        {
+            "checkpoint.tsr": authority.stamp(bundle.checkpoint_stamped),
+            "tsa/chain.pem": pem([credentials.certificate, *credentials.chain]),
+            "tsa/root.pem": root,
+        },
+    )
+    return changed, root
 
 
 def status_of(result) -> dict[int, str]:
@@ -212,7 +258,7 @@ def only_failure(result) -> tuple[int, str]:
 
 
 def test_untouched_bundle_passes_every_check(cluster):
-    result = outcome(cluster.bundle, cluster.policy)
+    result = outcome(cluster.bundle, cluster.policy, cluster.anchors)
     assert result.ok, [(c.number, c.reason) for c in result.checks]
     assert len(result.checks) == 10
     assert not result.warnings
@@ -222,9 +268,101 @@ def test_untouched_bundle_passes_every_check(cluster):
 
 
 def test_bundle_policy_is_used_with_warning(cluster):
-    result = outcome(cluster.bundle, None)
+    result = outcome(cluster.bundle, None, cluster.anchors)
     assert result.ok
-    assert any("self-asserted" in warning for warning in result.warnings)
+    assert len(result.warnings) == 1
+    assert "trust policy" in result.warnings[0]
+    assert "self-asserted" in result.warnings[0]
+
+
+def test_bundle_roots_are_used_with_warning(cluster):
+    result = outcome(cluster.bundle, cluster.policy, None)
+    assert result.ok, [(c.number, c.reason) for c in result.checks]
+    tsa, ca = result.warnings
+    assert "TSA root" in tsa and "self-asserted" in tsa and "--tsa-root" in tsa
+    assert "CA root" in ca and "self-asserted" in ca and "--ca-root" in ca
+    assert "self-asserted" in result.tsa_root_source
+    assert "self-asserted" in result.ca_root_source
+    page = render_html(result)
+    assert "tsa/root.pem (self-asserted)" in page
+    assert "certs/root.pem (self-asserted)" in page
+
+
+def test_given_anchors_are_named_in_the_report(cluster):
+    result = outcome(cluster.bundle, cluster.policy, cluster.anchors)
+    assert (result.tsa_root_source, result.ca_root_source) == (
+        "tsa-root.pem",
+        "ca-root.pem",
+    )
+    roles = [key.role for key in result.keys]
+    assert "TSA root" in roles and "CA root" in roles
+
+
+def test_foreign_tsa_root_in_bundle_fails_against_given_root(cluster, tmp_path):
+    # The service re-dates the checkpoint with a TSA of its own and ships
+    # that TSA's root in the bundle: the verifier's own root rejects it.
+    changed, foreign_root = with_foreign_time_stamp(cluster.bundle, tmp_path)
+    number, reason = only_failure(outcome(changed, cluster.policy, cluster.anchors))
+    assert number == 5
+    assert "TSA root from tsa-root.pem" in reason
+
+    # Trusting the bundle's root instead accepts it, but only with a warning.
+    trusting = outcome(changed, cluster.policy, None)
+    assert trusting.ok
+    assert any("TSA root" in w and "self-asserted" in w for w in trusting.warnings)
+    assert foreign_root != cluster.anchors[0]
+
+
+def test_given_ca_root_that_issued_no_signer_fails(cluster, tmp_path):
+    _, credentials = foreign_tsa(tmp_path)
+    other_root = pem(credentials.chain[-1:])
+    number, reason = only_failure(
+        outcome(cluster.bundle, cluster.policy, (cluster.anchors[0], other_root))
+    )
+    assert number == 9
+    assert "CA root from ca-root.pem" in reason
+
+
+def test_cli_uses_given_tsa_root_for_a_bundle(cluster, tmp_path):
+    changed, _ = with_foreign_time_stamp(cluster.bundle, tmp_path / "tsa")
+    bundle = tmp_path / "contract.evidence"
+    bundle.write_bytes(changed)
+    files = {}
+    for name, content in (
+        ("policy.txt", cluster.policy),
+        ("tsa-root.pem", cluster.anchors[0]),
+        ("ca-root.pem", cluster.anchors[1]),
+    ):
+        files[name] = tmp_path / name
+        files[name].write_bytes(content)
+    ledger = [sys.executable, "-m", "gateway.cli", "verify", str(bundle)]
+    anchored = subprocess.run(
+        [
+            *ledger,
+            "--policy",
+            str(files["policy.txt"]),
+            "--tsa-root",
+            str(files["tsa-root.pem"]),
+            "--ca-root",
+            str(files["ca-root.pem"]),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert anchored.returncode == 1, anchored.stdout + anchored.stderr
+    assert "[FAIL] Checkpoint time-stamp token" in anchored.stdout
+    assert "WARNING" not in anchored.stdout
+
+    unanchored = subprocess.run(
+        [*ledger, "--policy", str(files["policy.txt"])],
+        capture_output=True,
+        text=True,
+    )
+    assert unanchored.returncode == 0, unanchored.stdout + unanchored.stderr
+    assert "WARNING: The TSA root comes from the bundle itself" in unanchored.stdout
+    assert "WARNING: The signing CA root comes from the bundle itself" in (
+        unanchored.stdout
+    )
 
 
 def test_changed_pdf_byte_fails_document_check(cluster):
@@ -234,6 +372,7 @@ def test_changed_pdf_byte_fails_document_check(cluster):
     result = outcome(
         replace_members(cluster.bundle, {"document.pdf": bytes(document)}),
         cluster.policy,
+        cluster.anchors,
     )
     checks = {c.number: c for c in result.checks}
     assert checks[8].status == "failed"
@@ -250,7 +389,7 @@ def test_dropped_entry_breaks_the_chain(cluster):
         cluster.bundle,
         {f"entries/{dropped}.cbor": None, f"proofs/{dropped}.tlog-proof": None},
     )
-    number, reason = only_failure(outcome(data, cluster.policy))
+    number, reason = only_failure(outcome(data, cluster.policy, cluster.anchors))
     assert number == 7
     assert "does not chain" in reason
 
@@ -264,7 +403,7 @@ def test_dropped_consent_entry_fails(cluster):
         cluster.bundle,
         {f"entries/{consent}.cbor": None, f"proofs/{consent}.tlog-proof": None},
     )
-    number, reason = only_failure(outcome(data, cluster.policy))
+    number, reason = only_failure(outcome(data, cluster.policy, cluster.anchors))
     assert number == 7
     assert "consent" in reason
 
@@ -276,7 +415,9 @@ def test_checkpoint_signed_by_other_key_fails(cluster):
     from ledger.note import sign_note
 
     forged = sign_note(note.text, [impostor])
-    result = outcome(with_checkpoint(cluster.bundle, forged), cluster.policy)
+    result = outcome(
+        with_checkpoint(cluster.bundle, forged), cluster.policy, cluster.anchors
+    )
     checks = {c.number: c for c in result.checks}
     assert checks[3].status == "failed"
     assert "not signed by the policy's log key" in checks[3].reason
@@ -297,7 +438,11 @@ def test_forged_cosignature_fails(cluster):
     raw[-1] ^= 0x01
     lines[1] = name + b" " + base64.b64encode(bytes(raw)) + b"\n"
     number, reason = only_failure(
-        outcome(with_checkpoint(cluster.bundle, head + b"".join(lines)), cluster.policy)
+        outcome(
+            with_checkpoint(cluster.bundle, head + b"".join(lines)),
+            cluster.policy,
+            cluster.anchors,
+        )
     )
     assert number == 4
     assert "cosignature is invalid" in reason
@@ -307,7 +452,7 @@ def test_quorum_not_met_fails(cluster):
     head, lines = cosignature_lines(checkpoint_note(cluster.bundle))
     note = head + lines[0] + lines[1]  # the log's signature and one cosignature
     number, reason = only_failure(
-        outcome(with_checkpoint(cluster.bundle, note), cluster.policy)
+        outcome(with_checkpoint(cluster.bundle, note), cluster.policy, cluster.anchors)
     )
     assert number == 4
     assert "quorum" in reason
@@ -316,7 +461,7 @@ def test_quorum_not_met_fails(cluster):
 
 def test_token_for_other_bytes_fails(cluster):
     data = replace_members(cluster.bundle, {"checkpoint.tsr": cluster.other_token})
-    number, reason = only_failure(outcome(data, cluster.policy))
+    number, reason = only_failure(outcome(data, cluster.policy, cluster.anchors))
     assert number == 5
     assert "time-stamp token does not verify" in reason
 
@@ -326,7 +471,7 @@ def test_proof_for_other_tree_size_fails(cluster):
     original = parse_tlog_proof(read_bundle(cluster.bundle).entries[0].tlog_proof)
     proof = TlogProof(leaf_index, hashes, original.checkpoint).encode()
     data = replace_members(cluster.bundle, {f"proofs/{leaf_index}.tlog-proof": proof})
-    number, reason = only_failure(outcome(data, cluster.policy))
+    number, reason = only_failure(outcome(data, cluster.policy, cluster.anchors))
     assert number == 6
     assert f"leaf_index {leaf_index}" in reason
 
@@ -334,7 +479,7 @@ def test_proof_for_other_tree_size_fails(cluster):
 def test_policy_of_other_log_fails(cluster):
     other = Ed25519Signer("ledger.localhost/verify-test", Ed25519PrivateKey.generate())
     policy = f"log {other.vkey}\nquorum none\n".encode()
-    number, reason = only_failure(outcome(cluster.bundle, policy))
+    number, reason = only_failure(outcome(cluster.bundle, policy, cluster.anchors))
     assert number == 3
     assert "not signed by the policy's log key" in reason
 
@@ -346,7 +491,7 @@ def test_wrong_disclosed_salt_fails(cluster):
     assert salts
     salts[0]["value"] = salts[0]["value"] + "x"
     data = replace_members(cluster.bundle, {"salts.json": json.dumps(salts).encode()})
-    number, reason = only_failure(outcome(data, cluster.policy))
+    number, reason = only_failure(outcome(data, cluster.policy, cluster.anchors))
     assert number == 10
     assert salts[0]["label"] in reason
 
@@ -393,7 +538,7 @@ def test_cli_exit_status_and_reports(cluster, tmp_path):
 
 
 def test_pdf_verifies_with_evidence_from_mirror(cluster):
-    result = outcome(cluster.fetched, cluster.policy)
+    result = outcome(cluster.fetched, cluster.policy, cluster.anchors)
     failed = [(c.number, c.reason) for c in result.checks if not c.passed]
     assert not failed
     assert [step.step for step in result.timeline] == [

@@ -35,6 +35,24 @@ logger = logging.getLogger("gateway.service")
 HOST = "127.0.0.1"
 
 
+class GatewayListenError(SystemExit):
+    """The gateway cannot bind its port, e.g. because another process uses it.
+
+    Derived from SystemExit with a one-line message, so that `ledger gateway`,
+    whose handler does not catch it, prints that line and exits with status 1
+    instead of printing a traceback. In-process callers catch it by name.
+    """
+
+    def __init__(self, host: str, port: int, error: OSError) -> None:
+        super().__init__(
+            f"ledger gateway: cannot listen on {host}:{port}: {error.strerror or error};"
+            " stop the process that uses the port or choose another --listen"
+        )
+        self.host = host
+        self.port = port
+        self.error = error
+
+
 @dataclass
 class GatewayOptions:
     """How to run one gateway: folders, passphrases, witnesses and timing."""
@@ -113,7 +131,11 @@ class Gateway:
         # is known before anything is opened and no other process takes the port.
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((HOST, options.port))
+        try:
+            listener.bind((HOST, options.port))
+        except OSError as error:
+            listener.close()
+            raise GatewayListenError(HOST, options.port, error) from error
         self._socket = listener
         port = listener.getsockname()[1]
         self.url = f"http://{HOST}:{port}"

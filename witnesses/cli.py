@@ -6,6 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the witness, mirror and cluster subcommands."""
@@ -84,7 +87,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=1.0,
         metavar="SECONDS",
-        help="seconds between fetches",
+        help="seconds between fetches; after a failed fetch the wait doubles"
+        " each time, up to 60 seconds",
     )
     mirror.add_argument(
         "--peer",
@@ -97,10 +101,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     cluster = subparsers.add_parser(
         "cluster",
-        help="run a local log with three witnesses and one mirror",
-        description="Start the log, three witnesses and a mirror as separate "
-        "processes, each with its own folder under DIR and its own port on "
-        "127.0.0.1, print their URLs, and stop them all on Ctrl-C.",
+        help="run a local log with three witnesses, one mirror and a TSA",
+        description="Start the log, three witnesses, a mirror and a TSA as"
+        " separate processes, each with its own folder under DIR and its own"
+        " port on 127.0.0.1, print their URLs and PIDs, and stop them all on"
+        " Ctrl-C, SIGTERM or SIGHUP. The log node (DIR/log) is the operator's"
+        " own: its key is encrypted under your LEDGER_PASSPHRASE, so `ledger log"
+        " append --data DIR/log` works with it (a log key that an earlier"
+        " version encrypted under a derived passphrase is re-encrypted on"
+        " start). The witnesses, the mirror and the TSA stand for other"
+        " operators, so each encrypts its key under its own passphrase, the"
+        " hex HMAC-SHA256 of the node name (e.g. witness-1) keyed with your"
+        " LEDGER_PASSPHRASE. Exits 2 for invalid options and 1 when a node"
+        " fails.",
     )
     cluster.add_argument(
         "--data", required=True, type=Path, metavar="DIR", help="data folder"
@@ -114,69 +127,138 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cluster.set_defaults(handler=_cluster)
 
 
+def _fail(command: str, message: str, status: int) -> int:
+    print(f"ledger {command}: {message}", file=sys.stderr)
+    return status
+
+
+def _announce(command: str):
+    def announce(line: str) -> None:
+        print(f"ledger {command}: {line}", flush=True)
+
+    return announce
+
+
 def _witness_serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from witnesses.keys import KeyFileError, PassphraseMissingError
-    from witnesses.nodes import NodeConfigError, open_witness, parse_listen, run_witness
+    import lmdb
 
+    from ledger.store import StoreError
+    from witnesses.keys import KeyFileError, PassphraseMissingError
+    from witnesses.nodes import (
+        ListenError,
+        NodeConfigError,
+        NodeUsageError,
+        open_witness,
+        parse_listen,
+        run_witness,
+    )
+
+    command = "witness serve"
+    if args.gossip_interval <= 0:
+        return _fail(
+            command, f"--gossip-interval {args.gossip_interval} must be above 0", EXIT_USAGE
+        )
     try:
         host, port = parse_listen(args.listen)
         witness = open_witness(args.data, args.log, args.name)
-    except PassphraseMissingError as error:
-        print(f"ledger witness serve: {error}", file=sys.stderr)
-        return 2
-    except (NodeConfigError, KeyFileError) as error:
-        print(f"ledger witness serve: {error}", file=sys.stderr)
-        return 1
-    print(witness.vkey, flush=True)
-    asyncio.run(
-        run_witness(witness, args.data, host, port, args.peer, args.gossip_interval)
-    )
+    except (PassphraseMissingError, NodeUsageError) as error:
+        return _fail(command, str(error), EXIT_USAGE)
+    except (NodeConfigError, KeyFileError, StoreError, lmdb.Error) as error:
+        return _fail(command, str(error), EXIT_FAILURE)
+    try:
+        asyncio.run(
+            run_witness(
+                witness,
+                args.data,
+                host,
+                port,
+                args.peer,
+                args.gossip_interval,
+                announce=_announce(command),
+            )
+        )
+    except ListenError as error:
+        return _fail(command, str(error), EXIT_FAILURE)
     return 0
 
 
 def _mirror(args: argparse.Namespace) -> int:
     import asyncio
 
+    import lmdb
+
+    from ledger.note import NoteError
+    from ledger.store import StoreError
     from witnesses.mirror import MirrorError
     from witnesses.nodes import (
+        ListenError,
         NodeConfigError,
+        NodeUsageError,
         mirror_log_vkey,
         parse_listen,
         run_mirror,
     )
 
+    command = "mirror"
+    if args.interval <= 0:
+        return _fail(command, f"--interval {args.interval} must be above 0", EXIT_USAGE)
     try:
         host, port = (None, 0) if args.listen is None else parse_listen(args.listen)
         vkey = mirror_log_vkey(args.data, args.log)
+    except NodeUsageError as error:
+        return _fail(command, str(error), EXIT_USAGE)
+    except NodeConfigError as error:
+        return _fail(command, str(error), EXIT_FAILURE)
+    try:
         asyncio.run(
             run_mirror(
-                args.data, args.source, vkey, host, port, args.interval, args.peer
+                args.data,
+                args.source,
+                vkey,
+                host,
+                port,
+                args.interval,
+                args.peer,
+                announce=_announce(command),
             )
         )
-    except (NodeConfigError, MirrorError) as error:
-        print(f"ledger mirror: {error}", file=sys.stderr)
-        return 1
+    except NoteError as error:
+        return _fail(command, f"invalid log vkey {vkey!r}: {error}", EXIT_USAGE)
+    except (NodeConfigError, MirrorError, ListenError, StoreError, lmdb.Error) as error:
+        return _fail(command, str(error), EXIT_FAILURE)
     return 0
 
 
 def _cluster(args: argparse.Namespace) -> int:
-    from witnesses.cluster import ClusterError, LocalCluster
+    import signal
 
-    cluster = LocalCluster(args.data, witnesses=args.witnesses, quorum=args.quorum)
+    from witnesses.cluster import STOP_SIGNALS, ClusterError, LocalCluster, StopRequested
+    from witnesses.keys import PassphraseMissingError
+
+    command = "cluster"
+    if args.witnesses < 1:
+        return _fail(command, f"--witnesses {args.witnesses} must be at least 1", EXIT_USAGE)
+    try:
+        cluster = LocalCluster(args.data, witnesses=args.witnesses, quorum=args.quorum)
+    except (PassphraseMissingError, ClusterError) as error:
+        return _fail(command, str(error), EXIT_USAGE)
+    status = 0
+    for signal_number in STOP_SIGNALS:
+        signal.signal(signal_number, cluster.request_stop)
     try:
         cluster.start()
-    except ClusterError as error:
-        print(f"ledger cluster: {error}", file=sys.stderr)
-        cluster.stop()
-        return 1
-    for line in cluster.describe():
-        print(line, flush=True)
-    try:
+        for line in cluster.describe():
+            print(line, flush=True)
         cluster.wait()
-    except KeyboardInterrupt:
-        pass
+    except StopRequested as stop:
+        print(f"ledger {command}: {stop}; stopping every node", flush=True)
+    except ClusterError as error:
+        status = _fail(command, str(error), EXIT_FAILURE)
     finally:
+        # A second signal must not interrupt the stop and leave nodes running.
+        for signal_number in STOP_SIGNALS:
+            signal.signal(signal_number, signal.SIG_IGN)
         cluster.stop()
-    return 0
+    return status

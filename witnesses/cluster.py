@@ -1,10 +1,12 @@
 """A local cluster: the log, witnesses, a mirror and a TSA as separate processes.
 
 Every node is its own `ledger` process with its own data folder under the
-cluster folder and its own port on 127.0.0.1. Each gets its own
-LEDGER_PASSPHRASE, the HMAC-SHA256 of the node name under the operator's
-passphrase, so no node can open another's key and no passphrase is written
-to disk.
+cluster folder and its own port on 127.0.0.1. The log is the operator's own
+node, so its key is encrypted under the operator's LEDGER_PASSPHRASE and
+`ledger log append --data DIR/log` works with it. The witnesses, the mirror
+and the TSA stand for other operators: each gets its own LEDGER_PASSPHRASE,
+the hex HMAC-SHA256 of the node name under the operator's passphrase, so no
+such node can open another's key and no passphrase is written to disk.
 
     with LocalCluster(Path("demo")) as cluster:
         cluster.log_url, cluster.witness_urls, cluster.mirror_url
@@ -20,6 +22,7 @@ import hashlib
 import hmac
 import os
 import signal
+import shlex
 import socket
 import subprocess
 import sys
@@ -44,8 +47,21 @@ LEDGER = [
 ]
 
 
+# The signals that stop the cluster and every node it started.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+LOG_NODE = "log"
+
+
 class ClusterError(Exception):
     """A node failed to start or to respond in time."""
+
+
+class StopRequested(BaseException):
+    """One of STOP_SIGNALS arrived; derived like KeyboardInterrupt from BaseException."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signal_number).name}")
+        self.signal_number = signal_number
 
 
 @dataclass
@@ -76,6 +92,31 @@ def free_port(host: str = HOST) -> int:
 def node_passphrase(operator_passphrase: bytes, node_name: str) -> str:
     """Derive a node's passphrase from the operator's, distinct per node."""
     return hmac.new(operator_passphrase, node_name.encode(), hashlib.sha256).hexdigest()
+
+
+def migrate_log_key(log_dir: Path, operator_passphrase: bytes) -> bool:
+    """Re-encrypt a log key under the operator's passphrase if it was under the derived one.
+
+    Earlier clusters encrypted the log key under node_passphrase(operator,
+    "log"). Returns True when the key was re-encrypted. Raises KeyFileError
+    when neither passphrase decrypts the key.
+    """
+    from ledger.keys import KeyFileError, read_key_file, write_key_file
+
+    key_path = log_dir / "log.key"
+    if not key_path.exists():
+        return False
+    try:
+        read_key_file(key_path, operator_passphrase)
+        return False
+    except KeyFileError:
+        derived = node_passphrase(operator_passphrase, LOG_NODE).encode()
+        key = read_key_file(key_path, derived)
+    staged = log_dir / "log.key.new"
+    staged.unlink(missing_ok=True)
+    write_key_file(staged, key, operator_passphrase)
+    os.replace(staged, key_path)
+    return True
 
 
 def run_ledger(arguments: list[str], env: dict[str, str], log_path: Path) -> None:
@@ -141,6 +182,10 @@ class LocalCluster:
         self.nodes: dict[str, Node] = {}
         self.log_vkey = ""
         self.witness_vkeys: list[str] = []
+        # Set by request_stop; while _starting_process > 0 a stop signal is
+        # only recorded, so that no child is started without being tracked.
+        self._stop_signal: int | None = None
+        self._starting_process = 0
 
     def __enter__(self) -> Self:
         self.start()
@@ -171,17 +216,44 @@ class LocalCluster:
         return None if node is None else node.url + "/tsa"
 
     def describe(self) -> list[str]:
-        """Return one line per node: name, URL, PID and data folder."""
-        return [
+        """Return one line per node: name, URL, PID and data folder, then how to use the log."""
+        lines = [
             f"{node.name:<10} {node.url:<28} pid {node.pid} {node.data_dir}"
             for node in self.nodes.values()
         ]
+        log_dir = shlex.quote(str(self.data_dir / LOG_NODE))
+        lines.append(
+            f"append to the log (with your LEDGER_PASSPHRASE): seq 1 10 |"
+            f" ledger log append --data {log_dir}"
+        )
+        if LOG_NODE in self.nodes:
+            lines.append(f"read the log: curl {self.log_url}/log/checkpoint")
+        return lines
 
     def env_for(self, name: str) -> dict[str, str]:
-        """Return the environment of node `name`, with its own passphrase."""
+        """Return the environment of node `name`, with its passphrase.
+
+        The log gets the operator's passphrase; every other node a derived one.
+        """
         env = dict(os.environ)
-        env[PASSPHRASE_VARIABLE] = node_passphrase(self._operator_passphrase, name)
+        if name == LOG_NODE:
+            env[PASSPHRASE_VARIABLE] = self._operator_passphrase.decode()
+        else:
+            env[PASSPHRASE_VARIABLE] = node_passphrase(self._operator_passphrase, name)
         return env
+
+    def request_stop(self, signal_number: int, frame: object = None) -> None:
+        """Raise StopRequested, or defer it while a child process is being started.
+
+        Install as the handler of STOP_SIGNALS in the main thread.
+        """
+        self._stop_signal = signal_number
+        if self._starting_process == 0:
+            raise StopRequested(signal_number)
+
+    def _raise_if_stop_requested(self) -> None:
+        if self._stop_signal is not None and self._starting_process == 0:
+            raise StopRequested(self._stop_signal)
 
     # Life cycle.
 
@@ -193,11 +265,26 @@ class LocalCluster:
 
         # 1. The log's key comes first: the witnesses and the mirror need it.
         if not (log_dir / "log.vkey").exists():
-            run_ledger(
-                ["init", "--data", str(log_dir), "--origin", self.origin],
-                self.env_for("log"),
-                log_dir / "node.log",
-            )
+            self._starting_process += 1
+            try:
+                run_ledger(
+                    ["init", "--data", str(log_dir), "--origin", self.origin],
+                    self.env_for(LOG_NODE),
+                    log_dir / "node.log",
+                )
+            finally:
+                self._starting_process -= 1
+            self._raise_if_stop_requested()
+        else:
+            from ledger.keys import KeyFileError
+
+            try:
+                migrate_log_key(log_dir, self._operator_passphrase)
+            except KeyFileError as error:
+                raise ClusterError(
+                    f"{error}; start the cluster with the LEDGER_PASSPHRASE that"
+                    f" created {log_dir}"
+                ) from error
         self.log_vkey = (log_dir / "log.vkey").read_text().strip()
 
         # 2. A TSA, when `ledger tsa serve` exists.
@@ -292,14 +379,19 @@ class LocalCluster:
         node.data_dir.mkdir(parents=True, exist_ok=True)
         if f"{HOST}:0" in node.arguments:
             (node.data_dir / "node.url").unlink(missing_ok=True)
-        with open(node.data_dir / "node.log", "ab") as log:
-            node.process = subprocess.Popen(
-                LEDGER + node.arguments,
-                env=self.env_for(name),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self._starting_process += 1
+        try:
+            with open(node.data_dir / "node.log", "ab") as log:
+                node.process = subprocess.Popen(
+                    LEDGER + node.arguments,
+                    env=self.env_for(name),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        finally:
+            self._starting_process -= 1
+        self._raise_if_stop_requested()
         return deadline
 
     def _await(self, name: str, deadline: float) -> Node:

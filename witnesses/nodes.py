@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -35,22 +36,40 @@ WITNESS_VKEY_FILE = "witness.vkey"
 MIRROR_LOG_VKEY_FILE = "log.vkey"
 
 
+# The mirror waits `interval` seconds after a failed round, doubling the wait
+# after each further failure up to this many seconds.
+MAX_RETRY_DELAY = 60.0
+# A failure that repeats the previous one is logged again, with its count,
+# at most this often.
+REPEAT_LOG_INTERVAL = 600.0
+
+Announce = Callable[[str], None]
+
+
 class NodeConfigError(Exception):
     """The node's options or data folder are inconsistent."""
+
+
+class NodeUsageError(NodeConfigError):
+    """An option value is invalid, e.g. a malformed --listen or --log."""
+
+
+class ListenError(Exception):
+    """The node cannot listen on its address, e.g. because the port is in use."""
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
     """Split HOST:PORT, or return ("unix:PATH", 0) for a Unix socket path.
 
-    Raises NodeConfigError for anything else.
+    Raises NodeUsageError for anything else.
     """
     if listen.startswith(UNIX_PREFIX):
         if len(listen) == len(UNIX_PREFIX):
-            raise NodeConfigError("invalid --listen unix: without a socket path")
+            raise NodeUsageError("invalid --listen unix: without a socket path")
         return listen, 0
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise NodeConfigError(f"invalid --listen {listen!r}; expected HOST:PORT")
+        raise NodeUsageError(f"invalid --listen {listen!r}; expected HOST:PORT")
     return host.strip("[]"), int(port)
 
 
@@ -61,7 +80,7 @@ def read_vkey_argument(value: str) -> str:
         try:
             return path.read_text().strip()
         except OSError as error:
-            raise NodeConfigError(
+            raise NodeUsageError(
                 f"{value!r} is neither a vkey nor a readable vkey file"
             ) from error
     return value.strip()
@@ -101,9 +120,76 @@ def open_witness(data_dir: Path, log_vkeys: Sequence[str], name: str | None) -> 
         try:
             logs.append(parse_log_vkey(read_vkey_argument(value)))
         except note_format.NoteError as error:
-            raise NodeConfigError(f"invalid log vkey {value!r}: {error}") from error
+            raise NodeUsageError(f"invalid log vkey {value!r}: {error}") from error
+    _check_store(data_dir / "witness.lmdb")
     state = WitnessState(data_dir / "witness.lmdb")
     return Witness(state, cosigner, logs)
+
+
+def _check_store(path: Path) -> None:
+    """Raise NodeConfigError when the LMDB data file in path is damaged."""
+    from ledger.log import DamagedStoreError, check_lmdb_file
+
+    try:
+        check_lmdb_file(path)
+    except DamagedStoreError as error:
+        raise NodeConfigError(str(error)) from error
+
+
+class RepeatedFailures:
+    """Exponential retry delays and one log line per run of identical failures.
+
+    After n consecutive failures the delay is min(interval * 2**(n - 1),
+    max_delay). A failure with the same message as the previous one is only
+    counted. The count is logged every `repeat_log_interval` seconds and when
+    another message or `succeeded()` ends the run.
+    """
+
+    def __init__(
+        self,
+        interval: float,
+        max_delay: float = MAX_RETRY_DELAY,
+        repeat_log_interval: float = REPEAT_LOG_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval = interval
+        self.max_delay = max(max_delay, interval)
+        self.repeat_log_interval = repeat_log_interval
+        self.clock = clock
+        self.failures = 0
+        self._message = ""
+        self._repeats = 0
+        self._logged_at = 0.0
+
+    def failed(self, message: str) -> float:
+        """Record a failure, log it unless it repeats the last one, return the delay."""
+        self.failures += 1
+        now = self.clock()
+        if message != self._message:
+            self._log_repeats()
+            self._message = message
+            self._logged_at = now
+            logger.warning("%s; retrying", message)
+        else:
+            self._repeats += 1
+            if now - self._logged_at >= self.repeat_log_interval:
+                self._log_repeats()
+                self._logged_at = now
+        return min(self.interval * 2 ** (self.failures - 1), self.max_delay)
+
+    def succeeded(self) -> float:
+        """Record a success, end the run of failures, and return the delay."""
+        if self.failures:
+            self._log_repeats()
+            logger.info("succeeded after %d failed attempts", self.failures)
+        self.failures = 0
+        self._message = ""
+        return self.interval
+
+    def _log_repeats(self) -> None:
+        if self._repeats:
+            logger.warning("%s; repeated %d times", self._message, self._repeats)
+            self._repeats = 0
 
 
 class _WitnessView:
@@ -120,28 +206,38 @@ class _WitnessView:
 
 async def _serve(
     app: web.Application, host: str, port: int, data_dir: Path
-) -> web.AppRunner:
+) -> tuple[web.AppRunner, str]:
+    """Serve app on host and port and return the runner and its URL.
+
+    Raises ListenError when the address cannot be bound.
+    """
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    if host.startswith(UNIX_PREFIX):
-        path = host.removeprefix(UNIX_PREFIX)
-        await web.UnixSite(runner, path).start()
-        url = UNIX_PREFIX + path
-    else:
-        await web.TCPSite(runner, host, port).start()
-        bound_port = runner.addresses[0][1]
-        url = f"http://{host}:{bound_port}"
+    try:
+        if host.startswith(UNIX_PREFIX):
+            path = host.removeprefix(UNIX_PREFIX)
+            await web.UnixSite(runner, path).start()
+            url = UNIX_PREFIX + path
+        else:
+            await web.TCPSite(runner, host, port).start()
+            bound_port = runner.addresses[0][1]
+            url = f"http://{host}:{bound_port}"
+    except OSError as error:
+        await runner.cleanup()
+        address = host if host.startswith(UNIX_PREFIX) else f"{host}:{port}"
+        raise ListenError(f"cannot listen on {address}: {error}") from error
     (data_dir / URL_FILE).write_text(url + "\n")
     logger.info("listening on %s", url)
-    return runner
+    return runner, url
 
 
-async def _wait_for_stop() -> None:
+def _stop_event() -> asyncio.Event:
+    """Return an event that SIGTERM or SIGINT sets."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    return stop
 
 
 async def run_witness(
@@ -151,9 +247,25 @@ async def run_witness(
     port: int,
     peers: Sequence[str] = (),
     gossip_interval: float = 5.0,
+    announce: Announce | None = None,
 ) -> None:
-    """Serve the witness until SIGTERM or SIGINT; gossip with peers if any."""
-    runner = await _serve(build_app(witness), host, port, data_dir)
+    """Serve the witness until SIGTERM or SIGINT; gossip with peers if any.
+
+    Calls announce with one line naming the witness and its URL once it
+    listens. Raises ListenError when the address cannot be bound.
+    """
+    stop = _stop_event()
+    try:
+        runner, url = await _serve(build_app(witness), host, port, data_dir)
+    except ListenError:
+        witness.state.close()
+        raise
+    if announce is not None:
+        origins = ", ".join(witness.logs)
+        announce(
+            f"witness {witness.cosigner.name} serving on {url} for {origins};"
+            f" vkey {witness.cosigner.vkey}"
+        )
     tasks = []
     for origin, verifiers in witness.logs.items():
         if not peers:
@@ -180,7 +292,7 @@ async def run_witness(
         "witness %s started for %d logs", witness.cosigner.name, len(witness.logs)
     )
     try:
-        await _wait_for_stop()
+        await stop.wait()
     finally:
         for task in tasks:
             task.cancel()
@@ -202,10 +314,14 @@ def mirror_log_vkey(data_dir: Path, log_vkey: str | None) -> str:
             )
         return stored
     if log_vkey is None:
-        raise NodeConfigError(
+        raise NodeUsageError(
             f"no {MIRROR_LOG_VKEY_FILE} in {data_dir}; pass --log VKEY on the first start"
         )
     vkey = read_vkey_argument(log_vkey)
+    try:
+        note_format.Ed25519Verifier.from_vkey(vkey)
+    except note_format.NoteError as error:
+        raise NodeUsageError(f"invalid log vkey {log_vkey!r}: {error}") from error
     data_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(vkey + "\n")
     return vkey
@@ -246,27 +362,48 @@ async def run_mirror(
     port: int,
     interval: float = 1.0,
     peers: Sequence[str] = (),
+    announce: Announce | None = None,
 ) -> None:
-    """Follow the log and serve the copy until SIGTERM or SIGINT."""
+    """Follow the log and serve the copy until SIGTERM or SIGINT.
+
+    Calls announce with one line naming the log, the source and the URL
+    served, if any, once it runs. Raises ListenError when the address cannot
+    be bound. After a failed round the mirror retries with exponential
+    back-off up to MAX_RETRY_DELAY seconds.
+    """
     from witnesses.mirror import ForkError, Mirror, MirrorError
 
+    _check_store(data_dir / "mirror.lmdb")
+    stop = _stop_event()
     mirror = Mirror(data_dir, source_url, log_vkey)
     runner = None
+    url = None
     if host is not None:
-        runner = await _serve(build_mirror_app(mirror), host, port, data_dir)
+        try:
+            runner, url = await _serve(build_mirror_app(mirror), host, port, data_dir)
+        except ListenError:
+            mirror.close()
+            raise
+    if announce is not None:
+        where = f" serving on {url}" if url is not None else " (not serving; no --listen)"
+        announce(f"mirror of {mirror.origin} from {source_url}{where}")
 
     async def follow() -> None:
+        failures = RepeatedFailures(interval)
         async with aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=30)
         ) as session:
             while True:
                 try:
                     await mirror.update(session)
-                except ForkError:
-                    pass  # already logged with the path of the evidence
+                    delay = failures.succeeded()
+                except ForkError as error:
+                    # Already logged with the path of the evidence, so only
+                    # the delay grows.
+                    delay = failures.failed(f"mirror round found a fork: {error}")
                 except MirrorError as error:
-                    logger.warning("mirror round failed, retrying: %s", error)
-                await asyncio.sleep(interval)
+                    delay = failures.failed(f"mirror round failed: {error}")
+                await asyncio.sleep(delay)
 
     tasks = [asyncio.create_task(follow())]
     if peers:
@@ -281,7 +418,7 @@ async def run_mirror(
         tasks.append(asyncio.create_task(gossip.run_forever()))
     logger.info("mirror of %s from %s started", mirror.origin, source_url)
     try:
-        await _wait_for_stop()
+        await stop.wait()
     finally:
         for task in tasks:
             task.cancel()
@@ -293,7 +430,9 @@ async def run_mirror(
 
 
 __all__ = [
+    "ListenError",
     "NodeConfigError",
+    "NodeUsageError",
     "open_witness",
     "read_evidence",
     "run_mirror",

@@ -95,6 +95,25 @@ class ServiceWorkflow:
         self.enrolments = enrolments
         # Provides policy_text(), tsa_chain_pem, tsa_root_pem and ca_root_pem().
         self.trust = trust
+        # An enterprise enrols no e-mail address; its enrolment entry names
+        # its signatory, whose address receives the enterprise's contracts.
+        contracts.signatory_of = self.signatory_of
+
+    def signatory_of(self, party_id: str) -> str | None:
+        """Return the signatory's party_id that the enrolment entry of
+        `party_id` names, or None for a person or an unknown party."""
+        from ledger.entry import EntryError, decode_entry
+
+        enrolment = self.enrolments.get(party_id)
+        leaf_index = None if enrolment is None else self.log_store.find_leaf(enrolment)
+        if leaf_index is None:
+            return None
+        try:
+            entry = decode_entry(bytes(self.log_store.read_entry(leaf_index)))
+        except EntryError:
+            return None
+        signatory = entry.get("signatory")
+        return signatory if isinstance(signatory, str) else None
 
     # Enrolment.
 

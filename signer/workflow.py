@@ -40,6 +40,13 @@ An upload creates its record, with the upload entry pending, before the
 append, so a failed append leaves an `uploaded` record that the next call
 on it completes.
 
+The CPU-heavy PDF work (signing, the B-LTA upgrade, validating a signature
+made client-side) runs in a worker thread with an event loop of its own, so
+that the service's event loop keeps serving other requests meanwhile; a
+TOTP code checked by another request is not left to expire behind a
+signature. The contract lock stays held across that work, because it
+orders the contract's steps.
+
 Consent comes first: the identity service logs the `consent` entry when it
 unlocks the key, so a signature that fails after that (a time-stamp
 authority down, say) leaves a consent entry without a `sign` entry.
@@ -53,10 +60,10 @@ import hmac
 import logging
 import secrets
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.sign.timestamps import TimeStamper
@@ -81,6 +88,8 @@ from signer.storage import BlobStore
 from signer.validate import async_validate_pdf, open_pdf_reader
 
 logger = logging.getLogger("signer.workflow")
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 
@@ -192,6 +201,20 @@ class ContractEvidence:
     certificates: dict[str, list[bytes]]
 
 
+async def _in_worker_thread(
+    function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+) -> T:
+    """Run the coroutine function `function` to completion in a worker thread.
+
+    pyHanko's signing and validation coroutines compute for tens to hundreds
+    of milliseconds between awaits; on the service's event loop that would
+    stall every other request. The coroutine gets an event loop of its own,
+    so everything it awaits must be free of the caller's loop (the in-process
+    time stamper is).
+    """
+    return await asyncio.to_thread(lambda: asyncio.run(function(*args, **kwargs)))
+
+
 def _now_ms(clock: Callable[[], datetime]) -> int:
     return int(clock().timestamp() * 1000)
 
@@ -208,6 +231,10 @@ class ContractService:
     locations and provides the master keys that seal the working copies.
     `validation_context` returns a fresh pyHanko context (trust roots of the
     CA and the TSA, current CRLs, no fetching) for the B-LTA upgrade.
+    `signatory_of` returns the party_id of an enterprise's authorised
+    signatory (the `signatory` of its enrolment entry), or None for a
+    person; `send` delivers an enterprise's contracts to that signatory's
+    enrolled e-mail address by default.
     """
 
     def __init__(
@@ -223,6 +250,7 @@ class ContractService:
         validation_context: Callable[[], ValidationContext],
         sender: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        signatory_of: Callable[[str], str | None] = lambda party_id: None,
     ) -> None:
         self.appender = appender
         self.identity = identity
@@ -234,6 +262,7 @@ class ContractService:
         self.validation_context = validation_context
         self.sender = sender
         self.clock = clock
+        self.signatory_of = signatory_of
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -363,7 +392,8 @@ class ContractService:
 
             # 3. Sign as an incremental update with a B-T time stamp.
             sign = sign_pdf if step == "sign" else countersign_pdf
-            result = await sign(
+            result = await _in_worker_thread(
+                sign,
                 document,
                 signer,
                 self.timestamper,
@@ -469,8 +499,8 @@ class ContractService:
 
         # 2. Exactly one signature more, the last one in the file.
         password = self._password(record)
-        before = count_signatures(document, password)
-        after = count_signatures(signed, password)
+        before = await asyncio.to_thread(count_signatures, document, password)
+        after = await asyncio.to_thread(count_signatures, signed, password)
         if after != before + 1:
             raise ClientSignatureError(
                 f"the signed document carries {after} signatures, expected {before + 1}: "
@@ -484,7 +514,8 @@ class ContractService:
         chain_der = [certificate_der] + [
             certificate.public_bytes(Encoding.DER) for certificate in party.chain
         ]
-        reports = await async_validate_pdf(
+        reports = await _in_worker_thread(
+            async_validate_pdf,
             signed,
             [party.certificate, *party.chain],
             password=password,
@@ -525,7 +556,9 @@ class ContractService:
                 f"signature {new.field_name!r} of party {party_id} on contract "
                 f"{record['contract']!r} was rejected: {'; '.join(problems)}"
             )
-        token = _signature_time_stamp_token(signed, password)
+        token = await asyncio.to_thread(
+            _signature_time_stamp_token, signed, password
+        )
         return _Signature(
             signed, new.field_name, _sha256(certificate_der), token, chain_der
         )
@@ -534,7 +567,7 @@ class ContractService:
         """Deliver the signed contract to the countersigner and log `send`.
 
         recipient is an e-mail address; by default the countersigner's
-        enrolled address. The entry commits to the address with a fresh
+        enrolled address, or for an enterprise its signatory's. The entry commits to the address with a fresh
         salt and records a time-stamp token over the delivered bytes.
         """
         async with self._lock(contract_id):
@@ -579,7 +612,8 @@ class ContractService:
             record = await self._finish_pending(contract_id)
             self._check_status(record, "store")
             document = await self._load_draft(record)
-            lta = await upgrade_to_lta(
+            lta = await _in_worker_thread(
+                upgrade_to_lta,
                 document,
                 self.validation_context(),
                 self.timestamper,
@@ -839,9 +873,17 @@ class ContractService:
         ).decode()
 
     def _enrolled_email(self, party_id: str) -> str:
+        """Return the enrolled e-mail address of a person, or of an
+        enterprise's authorised signatory (an enterprise enrols none)."""
         openings = self.identity.commitment_openings(party_id)
-        if "email" not in openings:
-            raise WorkflowError(
-                f"party {party_id!r} has no enrolled e-mail address; pass the recipient"
-            )
-        return openings["email"][0]
+        if "email" in openings:
+            return openings["email"][0]
+        signatory = self.signatory_of(party_id)
+        if signatory is not None:
+            openings = self.identity.commitment_openings(signatory)
+            if "email" in openings:
+                return openings["email"][0]
+        raise WorkflowError(
+            f"party {party_id!r} has no enrolled e-mail address, and no "
+            "signatory with one is known; pass the recipient"
+        )

@@ -195,3 +195,33 @@ async def test_list_and_search_contracts(client, gateway):
             "GET", "/api/v1/contracts?since=yesterday", outcome.first_signer.api_token
         )
     assert raised.value.status == 400
+
+
+async def test_send_without_recipient_reaches_the_signatory(client, gateway):
+    # The countersigner is an enterprise, which enrols no e-mail address:
+    # the contract goes to the address of the signatory its enrolment names.
+    from gateway import sample_parties
+
+    serial = 9_000_000 + gateway.store.tree_size()
+    person = sample_parties.person(serial, "Ada Lovelace")
+    signatory = sample_parties.person(serial + 1, "Charles Babbage")
+    code_for = gateway.outbox.latest_code
+    token = gateway.operator_token
+    first = await client.enrol(token, "person", person, code_for, person["email"])
+    signer = await client.enrol(
+        token, "person", signatory, code_for, signatory["email"]
+    )
+    enterprise = await client.enrol(
+        token,
+        "enterprise",
+        sample_parties.enterprise(serial, "Northwind Hosting Ltd", signer.party_id),
+        code_for,
+        signatory["email"],
+    )
+    contract = await client.upload(first, build_contract_pdf(), enterprise)
+    contract_id = contract["contract_id"]
+    await client.sign(first, contract_id)
+    sent = await client.step(first, contract_id, "send", {})
+    assert sent["status"] == "sent"
+    record = gateway.contracts.contract(contract_id)
+    assert record["recipient"]["value"] == signatory["email"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import email
 import hashlib
+import threading
 from email.policy import default
 
 import pyotp
@@ -18,7 +19,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from fpdf import FPDF
 
 from identity.ca import CaSettings, CertificateAuthority, utc_now
-from identity.details import PersonDetails
+from gateway.sample_parties import lei
+from identity.details import EnterpriseDetails, PersonDetails
 from identity.errors import ConsentError, CustodyError, UnknownPartyError
 from identity.proofing import DocumentCodeVerifier
 from identity.service import IdentityService
@@ -33,7 +35,7 @@ from signer.contracts import ContractIndex, ContractNotFoundError
 from signer.envelope import MasterKey, seal
 from signer.errors import InvalidPdfError
 from signer.notify import OutboxNotifier
-from signer.pades import countersign_pdf, sign_pdf
+from signer.pades import AuthorityTimeStamper, countersign_pdf, sign_pdf
 from signer.replicated import ReplicatedDocumentStore, document_key
 from signer.storage import FolderBlobStore
 from signer.validate import async_validate_pdf, run_pdfsig, validation_context
@@ -43,6 +45,7 @@ from signer.workflow import (
     DocumentIntegrityError,
     NotAPartyError,
     StepOrderError,
+    WorkflowError,
 )
 
 PASSPHRASE = b"workflow test passphrase"
@@ -104,7 +107,8 @@ class Setup:
         )
         self.service = self.new_service(self.sequencer)
 
-    def new_service(self, appender) -> ContractService:
+    def new_service(self, appender, **options) -> ContractService:
+        settings = {"timestamper": self.timestamper, **options}
         return ContractService(
             appender=appender,
             identity=self.identity,
@@ -115,9 +119,9 @@ class Setup:
                 [self.master_key],
             ),
             notifier=OutboxNotifier(self.outbox),
-            timestamper=self.timestamper,
             validation_context=self.validation_context,
             sender="contracts@ledger.example",
+            **settings,
         )
 
     def validation_context(self):
@@ -704,3 +708,117 @@ async def test_client_side_countersignature_stored(setup, contract_pdf):
         assert report.intact, report.summary
         assert report.valid, report.summary
         assert report.trusted, report.summary
+
+
+class ThreadNotingTimeStamper(AuthorityTimeStamper):
+    """The in-process time stamper, noting the thread of each request."""
+
+    def __init__(self, authority) -> None:
+        super().__init__(authority)
+        self.threads: list[int] = []
+
+    async def async_request_tsa_response(self, req):
+        self.threads.append(threading.get_ident())
+        return await super().async_request_tsa_response(req)
+
+
+async def test_concurrent_signs_accept_fresh_codes_and_leave_the_loop_free(
+    setup, contract_pdf, tsa_authority
+):
+    await setup.enrol("carol")
+    await setup.enrol("mallory")
+    names = ["erika", "john", "carol", "mallory"]
+    stamper = ThreadNotingTimeStamper(tsa_authority)
+    service = setup.new_service(setup.sequencer, timestamper=stamper)
+    contracts = []
+    for position, name in enumerate(names):
+        countersigner = names[(position + 1) % len(names)]
+        record = await service.upload(
+            contract_pdf, [setup.parties[name], setup.parties[countersigner]]
+        )
+        contracts.append(record["contract"])
+
+    # Each party's code is taken just before the four signatures start
+    # together; every consent must be accepted.
+    codes = [setup.code(name) for name in names]
+    results = await asyncio.gather(
+        *(
+            service.sign(contract_id, setup.parties[name], code)
+            for contract_id, name, code in zip(contracts, names, codes)
+        ),
+        return_exceptions=True,
+    )
+    assert [r["status"] if isinstance(r, dict) else r for r in results] == [
+        "signed"
+    ] * len(names)
+    for contract_id in contracts:
+        types = [entry["type"] for entry in setup.contract_entries(contract_id)]
+        assert types == ["upload", "sign"]
+
+    # pyHanko signed in worker threads: the time-stamp requests it made
+    # while signing came from threads other than the event loop's.
+    assert len(stamper.threads) >= len(names)
+    assert threading.get_ident() not in stamper.threads
+
+
+async def enrol_enterprise(setup, signatory: str) -> str:
+    details = EnterpriseDetails(
+        "Northwind Hosting Ltd", lei(4711), setup.parties[signatory]
+    )
+    challenge = await setup.identity.begin_enterprise_enrolment(details)
+    party = await setup.identity.complete_enrolment(
+        challenge, setup.codes.codes[PEOPLE[signatory].email]
+    )
+    setup.identity.provision_totp(party.party_id)
+    return party.party_id
+
+
+def signatory_from_log(setup):
+    """Read an enterprise's signatory from its enrolment entry in the log."""
+
+    def signatory_of(party_id: str) -> str | None:
+        for raw in setup.entries:
+            entry = decode_entry(raw)
+            if entry.get("party") == party_id and "signatory" in entry:
+                return entry["signatory"]
+        return None
+
+    return signatory_of
+
+
+async def test_send_to_enterprise_goes_to_its_signatory(setup, contract_pdf):
+    enterprise = await enrol_enterprise(setup, "john")
+    service = setup.new_service(
+        setup.sequencer, signatory_of=signatory_from_log(setup)
+    )
+    record = await service.upload(contract_pdf, [setup.parties["erika"], enterprise])
+    contract_id = record["contract"]
+    await service.sign(contract_id, setup.parties["erika"], setup.code("erika"))
+
+    record = await service.send(contract_id)
+
+    assert record["status"] == "sent"
+    john = PEOPLE["john"].email
+    assert record["recipient"]["value"] == john
+    (message,) = list(setup.outbox.iterdir())
+    parsed = email.message_from_bytes(message.read_bytes(), policy=default)
+    assert parsed["To"] == john
+    send = setup.contract_entries(contract_id)[-1]
+    assert send["recipient"] == commit(
+        "recipient", john.encode(), record["recipient"]["salt"]
+    )
+
+
+async def test_send_to_enterprise_without_signatory_names_the_fix(
+    setup, contract_pdf
+):
+    enterprise = await enrol_enterprise(setup, "john")
+    record = await setup.service.upload(
+        contract_pdf, [setup.parties["erika"], enterprise]
+    )
+    contract_id = record["contract"]
+    await setup.service.sign(contract_id, setup.parties["erika"], setup.code("erika"))
+    with pytest.raises(WorkflowError, match="pass the recipient"):
+        await setup.service.send(contract_id)
+    types = [entry["type"] for entry in setup.contract_entries(contract_id)]
+    assert types == ["upload", "sign"]

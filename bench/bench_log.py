@@ -127,12 +127,14 @@ def measure_proofs(store, tree_size: int) -> dict[str, float]:
 
 
 async def sequencer_rate(
-    store, first: int, count: int, in_flight: int
+    store, first: int, count: int, in_flight: int, grouped: bool = False
 ) -> tuple[float, int]:
     """Append count entries from WRITERS writers; return (entries/s, batches).
 
     Each writer keeps `in_flight` appends outstanding, so WRITERS * in_flight
-    callers wait at a time. Requires in_flight >= 1.
+    entries wait at a time: as that many submit() callers, or, when grouped,
+    as one submit_many() of in_flight entries per writer, awaited before the
+    writer's next group. Requires in_flight >= 1.
     """
     from ledger.sequencer import Sequencer
 
@@ -142,6 +144,18 @@ async def sequencer_rate(
         async def stream(offset: int) -> None:
             for number in range(first + offset, first + count, streams):
                 await sequencer.submit(make_entry(number))
+
+        async def writer(offset: int) -> None:
+            step = WRITERS * in_flight
+            for start in range(first + offset * in_flight, first + count, step):
+                end = min(start + in_flight, first + count)
+                await sequencer.submit_many([make_entry(n) for n in range(start, end)])
+
+        if grouped:
+            start = time.perf_counter()
+            await asyncio.gather(*(writer(offset) for offset in range(WRITERS)))
+            elapsed = time.perf_counter() - start
+            return count / elapsed, sequencer.committed_batches
 
         start = time.perf_counter()
         await asyncio.gather(*(stream(offset) for offset in range(streams)))

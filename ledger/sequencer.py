@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from ledger.appender import AppendResult
@@ -54,7 +55,11 @@ class Sequencer:
         self.publisher = publisher
         self.max_batch = max_batch
         self.max_delay = max_delay
-        self._pending: list[tuple[bytes, asyncio.Future[AppendResult]]] = []
+        # Each pending item is (entries, future, single): one future per
+        # submit() or submit_many() call, resolved with one AppendResult
+        # when single is True and with a list otherwise.
+        self._pending: list[tuple[list[bytes], asyncio.Future, bool]] = []
+        self._pending_entries = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -102,12 +107,57 @@ class Sequencer:
         Requires a running event loop and len(entry) <= 65,535.
         """
         check_entry_size(entry)
+        return self._queue([entry], True)
+
+    def submit_many(self, entries: Sequence[bytes]) -> asyncio.Future[list[AppendResult]]:
+        """Queue several entries and return one future of their AppendResults.
+
+        The future resolves, with one result per entry in order, once every
+        entry is committed durably; the entries may span several batches
+        when there are more than max_batch of them. One future for many
+        entries saves the event loop a wakeup per entry.
+        Requires a running event loop and len(entry) <= 65,535 for each.
+        """
+        entries = list(entries)
+        for entry in entries:
+            check_entry_size(entry)
+        self._check_running()
+        if not entries:
+            done: asyncio.Future[list[AppendResult]] = self._loop.create_future()
+            done.set_result([])
+            return done
+        if len(entries) <= self.max_batch:
+            return self._queue(entries, False)
+        parts = [
+            self._queue(entries[start : start + self.max_batch], False)
+            for start in range(0, len(entries), self.max_batch)
+        ]
+        combined: asyncio.Future[list[AppendResult]] = self._loop.create_future()
+
+        def settle(_: asyncio.Future) -> None:
+            if combined.done() or not all(part.done() for part in parts):
+                return
+            for part in parts:
+                if part.exception() is not None:
+                    combined.set_exception(part.exception())
+                    return
+            combined.set_result([result for part in parts for result in part.result()])
+
+        for part in parts:
+            part.add_done_callback(settle)
+        return combined
+
+    def _check_running(self) -> None:
         if self._task is None or self._closing:
             raise SequencerClosedError(
                 "the sequencer is not running; call start() before append()"
             )
-        future: asyncio.Future[AppendResult] = self._loop.create_future()
-        self._pending.append((entry, future))
+
+    def _queue(self, entries: list[bytes], single: bool) -> asyncio.Future:
+        self._check_running()
+        future = self._loop.create_future()
+        self._pending.append((entries, future, single))
+        self._pending_entries += len(entries)
         if len(self._pending) == 1:
             self._wakeup.set()
         return future
@@ -138,14 +188,13 @@ class Sequencer:
             # the batch is full, or after max_delay; entries that arrive
             # during a commit form the next batch (group commit).
             deadline = loop.time() + self.max_delay
-            while len(self._pending) < self.max_batch and not self._closing:
-                before = len(self._pending)
+            while self._pending_entries < self.max_batch and not self._closing:
+                before = self._pending_entries
                 await asyncio.sleep(0)
-                if len(self._pending) == before or loop.time() >= deadline:
+                if self._pending_entries == before or loop.time() >= deadline:
                     break
-            batch = self._pending[: self.max_batch]
-            del self._pending[: self.max_batch]
-            entries = [entry for entry, _ in batch]
+            batch = self._take_batch()
+            entries = [entry for group, _, _ in batch for entry in group]
             try:
                 results = await loop.run_in_executor(
                     self._executor, self.store.append_batch, entries
@@ -153,14 +202,34 @@ class Sequencer:
             except Exception as error:
                 # No entry of a failed batch is acknowledged; each caller
                 # gets the error and may retry.
-                logger.error("batch of %d entries failed: %s", len(batch), error)
-                for _, future in batch:
+                logger.error("batch of %d entries failed: %s", len(entries), error)
+                for _, future, _ in batch:
                     if not future.done():
                         future.set_exception(error)
                 continue
             self.committed_batches += 1
-            self.committed_entries += len(batch)
-            logger.debug("committed batch of %d entries", len(batch))
-            for (_, future), result in zip(batch, results):
+            self.committed_entries += len(entries)
+            logger.debug("committed batch of %d entries", len(entries))
+            position = 0
+            for group, future, single in batch:
+                end = position + len(group)
                 if not future.done():
-                    future.set_result(result)
+                    future.set_result(results[position] if single else results[position:end])
+                position = end
+
+    def _take_batch(self) -> list[tuple[list[bytes], asyncio.Future, bool]]:
+        """Remove whole pending items of at most max_batch entries in all.
+
+        The first item is always taken; submit_many splits larger groups.
+        """
+        count = 0
+        taken = 0
+        for entries, _, _ in self._pending:
+            if taken and count + len(entries) > self.max_batch:
+                break
+            count += len(entries)
+            taken += 1
+        batch = self._pending[:taken]
+        del self._pending[:taken]
+        self._pending_entries -= count
+        return batch

@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import json
 import struct
+import threading
+import time
 from hashlib import sha256
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -39,7 +41,8 @@ import cbor2
 import lmdb
 
 from ledger.appender import AppendResult
-from ledger.merkle import HASH_SIZE, leaf_hash, node_hash, stored_hashes_for_leaf
+from ledger.merkle import HASH_SIZE, node_hash
+from ledger.merkle.stored import stored_hashes_for_range
 
 MAX_ENTRY_SIZE = 65_535
 ENTRIES_PER_BUNDLE = 256
@@ -60,7 +63,8 @@ _PUBLISHED = b"published"
 _ORIGIN = b"origin"
 _WITNESSES = b"witnesses"
 _QUORUM = b"quorum"
-# RFC 9162 section 2.1.1 interior node prefix, as in ledger.merkle.node_hash.
+# RFC 9162 section 2.1.1 prefixes, as in ledger.merkle.leaf_hash and node_hash.
+_LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
 
 
@@ -334,50 +338,42 @@ def _find_leaf(txn, leaves_db, leaf_hash: bytes, read_hash) -> int | None:
     return None
 
 
-@dataclass
 class _BatchWriter:
     """Appends entries and stored hashes inside one write transaction.
 
-    Serves as the HashReader of stored_hashes_for_leaf, and returns the
-    hashes computed earlier in the same batch before they reach LMDB.
+    append() hashes the entries, settles duplicates with one index lookup
+    for the whole batch and writes the entry bundles; finish() then computes
+    the stored hashes of the whole batch level by level and writes each
+    touched row once. Serves as the HashReader of
+    stored_hashes_for_range, which reads only hashes of the tree as it was
+    before the batch.
     """
 
-    store: LogStore
-    txn: lmdb.Transaction
-    tree_size: int
-    rows: dict[tuple[int, int], bytearray] = field(default_factory=dict)
-    odd: dict[tuple[int, int], bytes] = field(default_factory=dict)
-    bundle: bytearray = field(default_factory=bytearray)
-    batch_leaves: dict[bytes, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.hashes_db = self.store._dbs["hashes"]
-        self.bundles_db = self.store._dbs["bundles"]
-        self.leaves_db = self.store._dbs["leaves"]
-        if self.tree_size % ENTRIES_PER_BUNDLE:
-            index = self.tree_size // ENTRIES_PER_BUNDLE
-            stored = self.txn.get(_U64.pack(index), db=self.bundles_db)
+    def __init__(self, store: LogStore, txn: lmdb.Transaction, tree_size: int) -> None:
+        self.txn = txn
+        self.meta_db = store._dbs["meta"]
+        self.hashes_db = store._dbs["hashes"]
+        self.bundles_db = store._dbs["bundles"]
+        self.leaves_db = store._dbs["leaves"]
+        self.begin = tree_size
+        self.tree_size = tree_size
+        self.leaf_hashes: list[bytes] = []
+        self.batch_leaves: dict[bytes, int] = {}
+        self.bundle = bytearray()
+        if tree_size % ENTRIES_PER_BUNDLE:
+            index = tree_size // ENTRIES_PER_BUNDLE
+            stored = txn.get(_U64.pack(index), db=self.bundles_db)
             if stored is None:
                 raise CorruptStoreError(f"entry bundle {index} is missing")
             self.bundle = bytearray(stored)
 
-    def _row(self, level: int, row: int) -> bytearray:
-        key = (level, row)
-        data = self.rows.get(key)
-        if data is None:
-            stored = self.txn.get(_ROW_KEY.pack(level, row), db=self.hashes_db)
-            data = bytearray(stored) if stored is not None else bytearray()
-            self.rows[key] = data
-        return data
-
     def _hash(self, level: int, index: int) -> bytes:
         if level & 1:
-            value = self.odd.get((level, index))
-            if value is not None:
-                return value
-            return node_hash(self._hash(level - 1, 2 * index), self._hash(level - 1, 2 * index + 1))
+            return node_hash(
+                self._hash(level - 1, 2 * index), self._hash(level - 1, 2 * index + 1)
+            )
         row, slot = divmod(index, HASHES_PER_ROW)
-        data = self._row(level, row)
+        data = self.txn.get(_ROW_KEY.pack(level, row), db=self.hashes_db) or b""
         value = bytes(data[slot * HASH_SIZE : (slot + 1) * HASH_SIZE])
         if len(value) != HASH_SIZE:
             raise CorruptStoreError(f"stored hash ({level}, {index}) is missing")
@@ -386,56 +382,232 @@ class _BatchWriter:
     def read_hashes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
         return [self._hash(level, index) for level, index in ids]
 
-    def _put_hash(self, level: int, index: int, value: bytes) -> None:
-        if level & 1:
-            self.odd[(level, index)] = value
-            return
-        row, slot = divmod(index, HASHES_PER_ROW)
-        data = self._row(level, row)
-        if len(data) != slot * HASH_SIZE:
-            raise CorruptStoreError(
-                f"stored hash ({level}, {index}) is not next in its row"
-            )
-        data += value
-        if slot == HASHES_PER_ROW - 1:
-            self.txn.put(_ROW_KEY.pack(level, row), bytes(data), db=self.hashes_db)
-            del self.rows[(level, row)]
+    def _find_stored(self, hashes: list[bytes]) -> dict[bytes, int]:
+        """Return leaf_index by leaf hash for those of hashes already stored."""
+        prefixes = sorted({hash_[:LEAF_PREFIX_SIZE] for hash_ in hashes})
+        # One C call settles the common case: no new prefix is in the index.
+        cursor = self.txn.cursor(db=self.leaves_db)
+        hits = {bytes(key) for key, _ in cursor.getmulti(prefixes)}
+        found: dict[bytes, int] = {}
+        if hits:
+            for hash_ in hashes:
+                if hash_[:LEAF_PREFIX_SIZE] in hits and hash_ not in found:
+                    index = _find_leaf(self.txn, self.leaves_db, hash_, self._hash)
+                    if index is not None:
+                        found[hash_] = index
+        return found
 
-    def find(self, leaf_hash: bytes) -> int | None:
-        index = self.batch_leaves.get(leaf_hash)
-        if index is not None:
-            return index
-        return _find_leaf(self.txn, self.leaves_db, leaf_hash, self._hash)
-
-    def add(self, entry: bytes, hash_: bytes) -> int:
+    def append(self, entries: Sequence[bytes]) -> list[AppendResult]:
+        """Add entries after the stored tree; returns one result per entry."""
+        sha = sha256
+        hashes = [sha(_LEAF_PREFIX + entry).digest() for entry in entries]
+        first_index = self._find_stored(hashes)
+        results = []
+        new_entries = []
         index = self.tree_size
-        self.bundle += _LENGTH.pack(len(entry))
-        self.bundle += entry
-        if (index + 1) % ENTRIES_PER_BUNDLE == 0:
-            key = _U64.pack(index // ENTRIES_PER_BUNDLE)
-            self.txn.put(key, bytes(self.bundle), db=self.bundles_db)
-            self.bundle = bytearray()
-        for level, node_index, value in stored_hashes_for_leaf(index, hash_, self):
-            self._put_hash(level, node_index, value)
-        self.batch_leaves[hash_] = index
-        self.tree_size = index + 1
-        return index
+        for entry, hash_ in zip(entries, hashes):
+            first = first_index.get(hash_)
+            if first is not None:
+                results.append(AppendResult(first, hash_, True))
+                continue
+            first_index[hash_] = index
+            self.batch_leaves[hash_] = index
+            new_entries.append(entry)
+            self.leaf_hashes.append(hash_)
+            results.append(AppendResult(index, hash_))
+            index += 1
+        self._put_bundles(new_entries)
+        self.tree_size = index
+        return results
+
+    def _put_bundles(self, entries: list[bytes]) -> None:
+        """Append entries to the last bundle and write every bundle touched."""
+        pack = _LENGTH.pack
+        position = self.tree_size
+        offset = 0
+        records = []
+        while offset < len(entries):
+            take = min(ENTRIES_PER_BUNDLE - position % ENTRIES_PER_BUNDLE, len(entries) - offset)
+            parts = [self.bundle] if position % ENTRIES_PER_BUNDLE else []
+            for entry in entries[offset : offset + take]:
+                parts.append(pack(len(entry)))
+                parts.append(entry)
+            records.append((_U64.pack(position // ENTRIES_PER_BUNDLE), b"".join(parts)))
+            position += take
+            offset += take
+        if records:
+            self.txn.cursor(db=self.bundles_db).putmulti(records)
+            last = records[-1][1]
+            self.bundle = bytearray(last) if position % ENTRIES_PER_BUNDLE else bytearray()
+
+    def _put_level(self, level: int, first: int, hashes: list[bytes]) -> None:
+        """Write the stored hashes (level, first + k) into their rows."""
+        row, slot = divmod(first, HASHES_PER_ROW)
+        data = b"".join(hashes)
+        records = []
+        take = (HASHES_PER_ROW - slot) * HASH_SIZE
+        if slot:
+            key = _ROW_KEY.pack(level, row)
+            stored = self.txn.get(key, db=self.hashes_db)
+            if stored is None or len(stored) != slot * HASH_SIZE:
+                raise CorruptStoreError(
+                    f"stored hash ({level}, {first}) is not next in its row"
+                )
+            records.append((key, bytes(stored) + data[:take]))
+        else:
+            records.append((_ROW_KEY.pack(level, row), data[:take]))
+        row_size = HASHES_PER_ROW * HASH_SIZE
+        for offset in range(take, len(data), row_size):
+            row += 1
+            records.append((_ROW_KEY.pack(level, row), data[offset : offset + row_size]))
+        self.txn.cursor(db=self.hashes_db).putmulti(records)
 
     def finish(self) -> None:
-        if self.bundle:
-            key = _U64.pack(self.tree_size // ENTRIES_PER_BUNDLE)
-            self.txn.put(key, bytes(self.bundle), db=self.bundles_db)
-        for (level, row), data in self.rows.items():
-            if data:
-                self.txn.put(_ROW_KEY.pack(level, row), bytes(data), db=self.hashes_db)
+        # Only even levels are stored; odd ones are rebuilt from their children.
+        for level, first, hashes in stored_hashes_for_range(
+            self.begin, self.leaf_hashes, self
+        ):
+            if not level & 1:
+                self._put_level(level, first, hashes)
         # Index records go in at the end, in key order, so that each B-tree
         # page of the index is visited once per batch.
         records = sorted(
-            (hash_[:LEAF_PREFIX_SIZE], index.to_bytes(LEAF_INDEX_SIZE, "big"))
-            for hash_, index in self.batch_leaves.items()
+            [
+                (hash_[:LEAF_PREFIX_SIZE], index.to_bytes(LEAF_INDEX_SIZE, "big"))
+                for hash_, index in self.batch_leaves.items()
+            ]
         )
         self.txn.cursor(db=self.leaves_db).putmulti(records, dupdata=True)
-        self.txn.put(_TREE_SIZE, _U64.pack(self.tree_size), db=self.store._dbs["meta"])
+        self.txn.put(_TREE_SIZE, _U64.pack(self.tree_size), db=self.meta_db)
+
+
+class _HashCache:
+    """Serves read_hashes for proofs with few LMDB transactions and copies.
+
+    Proofs are frequent and each reads about 2 * log2(tree_size) hashes,
+    so beginning a transaction and a _View per proof would cost more than
+    the reads. Each thread keeps one read transaction for at most
+    MAX_SNAPSHOT_AGE seconds, so that it pins old pages only briefly, and
+    begins a new one at once when a hash it needs is newer than its snapshot.
+    Levels >= MEMORY_LEVEL, odd ones included, are kept in memory as one
+    contiguous image per level, grown on demand: stored hashes never change
+    once written, and at 10M leaves these levels hold about 10 MiB. A proof
+    then reads one row each of levels 0, 2 and 4 from LMDB.
+    """
+
+    MEMORY_LEVEL = 4
+    MAX_SNAPSHOT_AGE = 0.05
+
+    def __init__(self, env: lmdb.Environment, hashes_db: object) -> None:
+        self._env = env
+        self._db = hashes_db
+        self._local = threading.local()
+        self._images: dict[int, bytearray] = {}
+        self._grow_lock = threading.Lock()
+
+    def _snapshot(self, fresh: bool) -> lmdb.Transaction:
+        local = self._local
+        txn = getattr(local, "txn", None)
+        now = time.monotonic()
+        if txn is not None and (fresh or now - local.began > self.MAX_SNAPSHOT_AGE):
+            txn.abort()
+            txn = None
+        if txn is None:
+            txn = self._env.begin(buffers=True)
+            local.txn = txn
+            local.began = now
+        return txn
+
+    def release(self) -> None:
+        """End this thread's read transaction, if any."""
+        txn = getattr(self._local, "txn", None)
+        if txn is not None:
+            txn.abort()
+            self._local.txn = None
+
+    def _row(self, level: int, row: int, need: int, views: dict) -> memoryview:
+        """Return row `row` of an even level, holding at least `need` bytes."""
+        key = _ROW_KEY.pack(level, row)
+        data = self._local.txn.get(key, db=self._db)
+        if data is None or len(data) < need:
+            # The snapshot may predate the hash: retry in a new one. Views
+            # into the old snapshot die with it.
+            views.clear()
+            data = self._snapshot(fresh=True).get(key, db=self._db)
+            if data is None or len(data) < need:
+                raise CorruptStoreError(
+                    f"stored hashes of level {level} row {row} are missing"
+                )
+        return data
+
+    def _grow(self, level: int, count: int) -> bytearray:
+        """Extend the image of `level` to at least `count` hashes."""
+        with self._grow_lock:
+            image = self._images.setdefault(level, bytearray())
+            have = len(image) // HASH_SIZE
+            if have >= count:
+                return image
+            if level & 1:
+                below = self._images.get(level - 1)
+                if below is None or len(below) < 2 * count * HASH_SIZE:
+                    below = self._grow_even(level - 1, 2 * count)
+                view = memoryview(below)
+                parts = [
+                    sha256(_NODE_PREFIX + view[2 * i * HASH_SIZE : (2 * i + 2) * HASH_SIZE]).digest()
+                    for i in range(have, count)
+                ]
+                image += b"".join(parts)
+                return image
+            return self._grow_even(level, count)
+
+    def _grow_even(self, level: int, count: int) -> bytearray:
+        image = self._images.setdefault(level, bytearray())
+        have = len(image) // HASH_SIZE
+        views: dict = {}
+        while have < count:
+            row, slot = divmod(have, HASHES_PER_ROW)
+            need = (min(count - row * HASHES_PER_ROW, HASHES_PER_ROW)) * HASH_SIZE
+            data = self._row(level, row, need, views)
+            image += data[slot * HASH_SIZE :]
+            have = len(image) // HASH_SIZE
+        return image
+
+    def read_hashes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
+        """Return the stored hash of each (level, index) in ids, in order."""
+        self._snapshot(fresh=False)
+        images = self._images
+        top = self.MEMORY_LEVEL
+        views: dict[tuple[int, int], memoryview] = {}
+        result = []
+
+        def even(level: int, index: int) -> bytes:
+            row, slot = divmod(index, HASHES_PER_ROW)
+            key = (level, row)
+            start = slot * HASH_SIZE
+            data = views.get(key)
+            if data is None or len(data) < start + HASH_SIZE:
+                data = self._row(level, row, start + HASH_SIZE, views)
+                views[key] = data
+            return bytes(data[start : start + HASH_SIZE])
+
+        for level, index in ids:
+            if level >= top:
+                start = index * HASH_SIZE
+                image = images.get(level)
+                if image is None or len(image) < start + HASH_SIZE:
+                    image = self._grow(level, index + 1)
+                result.append(bytes(image[start : start + HASH_SIZE]))
+            elif level & 1:
+                result.append(
+                    sha256(
+                        _NODE_PREFIX
+                        + even(level - 1, 2 * index)
+                        + even(level - 1, 2 * index + 1)
+                    ).digest()
+                )
+            else:
+                result.append(even(level, index))
+        return result
 
 
 class LogStore:
@@ -481,9 +653,11 @@ class LogStore:
             self._dbs[name] = self.env.open_db(
                 name.encode(), create=not readonly, dupsort=name == "leaves"
             )
+        self._hash_cache = _HashCache(self.env, self._dbs["hashes"])
 
     def close(self) -> None:
         """Close the LMDB environment; the store is unusable afterwards."""
+        self._hash_cache.release()
         self.env.close()
 
     def __enter__(self) -> LogStore:
@@ -506,9 +680,12 @@ class LogStore:
             return view.tree_size()
 
     def read_hashes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
-        """Return the stored hash of each (level, index) in ids, in order."""
-        with self.view() as view:
-            return view.read_hashes(ids)
+        """Return the stored hash of each (level, index) in ids, in order.
+
+        Every id must be a complete subtree of the committed tree; this is
+        the fast path that proofs take (see _HashCache).
+        """
+        return self._hash_cache.read_hashes(ids)
 
     def read_tile(self, level: int, index: int, width: int) -> bytes:
         """Return the hashes of tile (level, index) of the given width."""
@@ -569,18 +746,11 @@ class LogStore:
         """
         for entry in entries:
             check_entry_size(entry)
-        results: list[AppendResult] = []
         with self.env.begin(write=True) as txn:
             meta_value = txn.get(_TREE_SIZE, db=self._dbs["meta"])
             tree_size = _U64.unpack(meta_value)[0] if meta_value else 0
             writer = _BatchWriter(self, txn, tree_size)
-            for entry in entries:
-                hash_ = leaf_hash(entry)
-                first = writer.find(hash_)
-                if first is not None:
-                    results.append(AppendResult(first, hash_, True))
-                    continue
-                results.append(AppendResult(writer.add(entry, hash_), hash_))
+            results = writer.append(entries)
             writer.finish()
         return results
 

@@ -10,10 +10,14 @@ store appends them and never rewrites them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from hashlib import sha256
 from typing import Protocol
 
 from ledger.merkle.errors import TreeRangeError
 from ledger.merkle.hashing import EMPTY_ROOT, HASH_SIZE, node_hash
+
+# RFC 9162 section 2.1.1 interior node prefix, as in node_hash.
+_NODE_PREFIX = b"\x01"
 
 NodeId = tuple[int, int]
 
@@ -61,6 +65,54 @@ def stored_hashes_for_leaf(
     for level, sibling in enumerate(siblings):
         current = node_hash(sibling, current)
         result.append((level + 1, leaf_index >> (level + 1), current))
+    return result
+
+
+def stored_hashes_for_range(
+    begin: int, leaf_hashes: Sequence[bytes], reader: HashReader
+) -> list[tuple[int, int, list[bytes]]]:
+    """Compute every stored hash that appending leaves [begin, end) completes.
+
+    end is begin + len(leaf_hashes). Returns one (level, first_index, hashes)
+    triple per level that gains hashes, level 0 first: hashes[k] is the
+    stored hash (level, first_index + k), and first_index is begin >> level.
+    The result equals stored_hashes_for_leaf applied to each leaf in turn,
+    but hashes each level in one loop and reads at most one stored hash per
+    level: the left sibling of the first new node when that node is a right
+    child. The reader must return the stored hashes of the tree of size
+    begin. Requires 0 <= begin and len(h) == 32 for every leaf hash.
+    """
+    if begin < 0:
+        raise TreeRangeError(f"leaf_index {begin} is negative")
+    for value in leaf_hashes:
+        if len(value) != HASH_SIZE:
+            raise TreeRangeError(
+                f"leaf_hash is {len(value)} bytes; a SHA-256 hash is 32 bytes"
+            )
+    end = begin + len(leaf_hashes)
+    if begin == end:
+        return []
+    result = [(0, begin, list(leaf_hashes))]
+    # At level l the new nodes are [begin >> l, end >> l); a node is new
+    # exactly when its right child is new.
+    level = 0
+    first = begin
+    current = list(leaf_hashes)
+    sha = sha256
+    while (end >> (level + 1)) > (first >> 1):
+        if first & 1:
+            # The first new node is a right child: its left sibling is stored.
+            (sibling,) = reader.read_hashes([(level, first - 1)])
+            current = [sibling, *current]
+            first -= 1
+        parents = [
+            sha(_NODE_PREFIX + current[i] + current[i + 1]).digest()
+            for i in range(0, len(current) - 1, 2)
+        ]
+        level += 1
+        first >>= 1
+        current = parents
+        result.append((level, first, current))
     return result
 
 

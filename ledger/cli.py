@@ -165,6 +165,8 @@ def _check_intervals(args: argparse.Namespace) -> str | None:
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
 
+    import lmdb
+
     from ledger.keys import KeyFileError
     from ledger.store import StoreError
 
@@ -181,8 +183,11 @@ def _serve(args: argparse.Namespace) -> int:
         log = _open(args, passphrase)
     except (StoreError, KeyFileError) as error:
         return _fail(str(error))
+    host = host.strip("[]") or "127.0.0.1"
     try:
-        return asyncio.run(_serve_log(log, args, host.strip("[]") or "127.0.0.1", int(port_text)))
+        return asyncio.run(_serve_log(log, args, host, int(port_text)))
+    except lmdb.Error as error:
+        return _fail(str(_store_error(args.data, error)))
     finally:
         log.close()
 
@@ -206,7 +211,7 @@ async def _serve_log(log, args: argparse.Namespace, host: str, port: int) -> int
     except OSError as error:
         await runner.cleanup()
         return _fail(f"cannot listen on {args.listen}: {error}")
-    url = f"http://{args.listen}"
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
@@ -257,6 +262,8 @@ def _limit_repeated_warnings() -> None:
 def _append(args: argparse.Namespace) -> int:
     import asyncio
 
+    import lmdb
+
     from ledger.keys import KeyFileError
     from ledger.store import StoreError
 
@@ -271,6 +278,8 @@ def _append(args: argparse.Namespace) -> int:
         _limit_repeated_warnings()
     try:
         return asyncio.run(_append_lines(log, args, sys.stdin.buffer.fileno(), sys.stdout))
+    except lmdb.Error as error:
+        return _fail(str(_store_error(args.data, error)))
     finally:
         log.close()
 

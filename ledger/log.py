@@ -51,7 +51,7 @@ DEFAULT_ORIGIN = "ledger.localhost/log"
 # pages 0 and 1 are meta pages. Each starts with a 16-byte page header, then
 # mm_magic (u32), mm_version (u32), mm_address (u64), mm_mapsize (u64), two
 # 48-byte MDB_db records and mm_last_pg (u64), then mm_txnid (u64). The
-# free-page MDB_db's md_pad field holds the page size. LMDB uses the meta
+# free-page MDB_db's md_pad field contains the page size. LMDB uses the meta
 # page with the larger mm_txnid.
 LMDB_DATA_FILE = "data.mdb"
 LMDB_MAGIC = 0xBEEFC0DE
@@ -62,7 +62,7 @@ LMDB_DEFAULT_PAGE_SIZE = 4096
 
 
 class DamagedStoreError(StoreError):
-    """An LMDB data file is shorter than its meta pages say, or is not LMDB."""
+    """An LMDB data file is shorter than its newer meta page requires, or is not LMDB."""
 
 
 class OriginError(ValueError):
@@ -99,9 +99,9 @@ def check_lmdb_file(store_dir: Path) -> None:
     """Raise DamagedStoreError if store_dir/data.mdb is not safe to map.
 
     LMDB maps the whole data file, and a read of a page past the end of a
-    truncated file kills the process with SIGBUS, so the file must be at least
-    (mm_last_pg + 1) * page size bytes long, by the newer meta page. A missing
-    data file passes, so that LMDB can create it.
+    truncated file kills the process with SIGBUS. So the file must be at
+    least (mm_last_pg + 1) * page size bytes long, by the newer meta page. A
+    missing data file passes, so that LMDB can create it.
     """
     path = Path(store_dir) / LMDB_DATA_FILE
     try:

@@ -88,7 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=1.0,
         metavar="SECONDS",
         help="seconds between fetches; after a failed fetch the wait doubles"
-        " each time, up to 60 seconds",
+        " each time, up to 15 seconds",
     )
     mirror.add_argument(
         "--peer",
@@ -245,8 +245,10 @@ def _cluster(args: argparse.Namespace) -> int:
     except (PassphraseMissingError, ClusterError) as error:
         return _fail(command, str(error), EXIT_USAGE)
     status = 0
-    for signal_number in STOP_SIGNALS:
-        signal.signal(signal_number, cluster.request_stop)
+    previous = {
+        signal_number: signal.signal(signal_number, cluster.request_stop)
+        for signal_number in STOP_SIGNALS
+    }
     try:
         cluster.start()
         for line in cluster.describe():
@@ -257,8 +259,14 @@ def _cluster(args: argparse.Namespace) -> int:
     except ClusterError as error:
         status = _fail(command, str(error), EXIT_FAILURE)
     finally:
-        # A second signal must not interrupt the stop and leave nodes running.
-        for signal_number in STOP_SIGNALS:
-            signal.signal(signal_number, signal.SIG_IGN)
-        cluster.stop()
+        # stop() ignores further signals once it began; a signal that arrives
+        # just before that raises StopRequested here, so stop() runs again.
+        while True:
+            try:
+                cluster.stop()
+                break
+            except StopRequested:
+                continue
+        for signal_number, handler in previous.items():
+            signal.signal(signal_number, handler)
     return status

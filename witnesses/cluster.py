@@ -4,9 +4,10 @@ Every node is its own `ledger` process with its own data folder under the
 cluster folder and its own port on 127.0.0.1. The log is the operator's own
 node, so its key is encrypted under the operator's LEDGER_PASSPHRASE and
 `ledger log append --data DIR/log` works with it. The witnesses, the mirror
-and the TSA stand for other operators: each gets its own LEDGER_PASSPHRASE,
-the hex HMAC-SHA256 of the node name under the operator's passphrase, so no
-such node can open another's key and no passphrase is written to disk.
+and the TSA stand for other operators, so each gets its own
+LEDGER_PASSPHRASE: the hex HMAC-SHA256 of the node name under the operator's
+passphrase. No such node can open another's key, and no passphrase is
+written to disk.
 
     with LocalCluster(Path("demo")) as cluster:
         cluster.log_url, cluster.witness_urls, cluster.mirror_url
@@ -57,7 +58,11 @@ class ClusterError(Exception):
 
 
 class StopRequested(BaseException):
-    """One of STOP_SIGNALS arrived; derived like KeyboardInterrupt from BaseException."""
+    """A stop request by one of STOP_SIGNALS.
+
+    Derived from BaseException, like KeyboardInterrupt, so that handlers of
+    Exception do not swallow it.
+    """
 
     def __init__(self, signal_number: int) -> None:
         super().__init__(f"stopped by {signal.Signals(signal_number).name}")
@@ -186,6 +191,7 @@ class LocalCluster:
         # only recorded, so that no child is started without being tracked.
         self._stop_signal: int | None = None
         self._starting_process = 0
+        self._stopping = False
 
     def __enter__(self) -> Self:
         self.start()
@@ -245,8 +251,11 @@ class LocalCluster:
     def request_stop(self, signal_number: int, frame: object = None) -> None:
         """Raise StopRequested, or defer it while a child process is being started.
 
-        Install as the handler of STOP_SIGNALS in the main thread.
+        Install as the handler of STOP_SIGNALS in the main thread. Once stop()
+        has begun, further signals are ignored so that they cannot cut it short.
         """
+        if self._stopping:
+            return
         self._stop_signal = signal_number
         if self._starting_process == 0:
             raise StopRequested(signal_number)
@@ -445,6 +454,7 @@ class LocalCluster:
         Each group gets SIGTERM at once and STOP_TIMEOUT seconds to exit,
         after which a node still running gets SIGKILL.
         """
+        self._stopping = True
         first = [name for name in ("mirror", "log") if name in self.nodes]
         rest = [name for name in self.nodes if name not in first]
         for group in (first, rest):

@@ -38,7 +38,7 @@ MIRROR_LOG_VKEY_FILE = "log.vkey"
 
 # The mirror waits `interval` seconds after a failed round, doubling the wait
 # after each further failure up to this many seconds.
-MAX_RETRY_DELAY = 60.0
+MAX_RETRY_DELAY = 15.0
 # A failure that repeats the previous one is logged again, with its count,
 # at most this often.
 REPEAT_LOG_INTERVAL = 600.0

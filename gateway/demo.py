@@ -11,8 +11,8 @@
 
 The input PDF is checked (readable, a PDF, opened by the password given,
 signable) before anything starts, and the output folder is created only
-after that; it must be new or empty, so that no file of an earlier run is
-mixed with this one's. It then contains contract.signed.pdf,
+after that. The folder must be new or empty, so that no file of an earlier
+run is mixed with this run's. It then contains contract.signed.pdf,
 contract.evidence, log.vkey, witness.vkeys, policy.txt, tsa-root.pem,
 ca-root.pem, report.html and log/, which `ledger serve --data DIR/log`
 serves again after the demo has stopped.
@@ -180,7 +180,7 @@ async def _demo(pdf: bytes, out: Path, password: str | None, passphrase: bytes) 
     from gateway.nodes import NodeGroup, NodeStartError
     from gateway.report import write_report
     from gateway.service import Gateway, GatewayOptions
-    from gateway.verify import verify_bundle
+    from gateway.verify import TrustAnchor, verify_bundle
     from ledger.log import init_log
 
     progress = _print_progress()
@@ -259,13 +259,15 @@ async def _demo(pdf: bytes, out: Path, password: str | None, passphrase: bytes) 
             (out / "tsa-root.pem").write_bytes(gateway.tsa_root_pem)
             (out / "ca-root.pem").write_bytes(gateway.ca_root_pem())
 
-            # 6. Offline verification against the policy file.
+            # 6. Offline verification against the trust anchors written above.
             result = await asyncio.to_thread(
                 verify_bundle,
                 outcome.evidence,
                 source=str(out / "contract.evidence"),
                 policy_text=policy,
                 policy_source=str(out / "policy.txt"),
+                tsa_root=TrustAnchor(gateway.tsa_root_pem, str(out / "tsa-root.pem")),
+                ca_root=TrustAnchor(gateway.ca_root_pem(), str(out / "ca-root.pem")),
                 password=password,
             )
             write_report(result, out / "report.html")
@@ -343,9 +345,9 @@ def check_output_folder(out: Path) -> None:
     if names:
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
         raise OutputFolderError(
-            f"the output folder {out} is not empty (it holds {shown}); name a "
-            "new or empty folder with --out, so that no file of an earlier run "
-            "is mixed with this run's"
+            f"the output folder {out} is not empty (it contains {shown}); name "
+            "a new or empty folder with --out, so that no file of an earlier "
+            "run is mixed with this run's"
         )
 
 
@@ -399,9 +401,7 @@ def run_demo(pdf_path: Path | None, out: Path, password: str | None = None) -> i
         try:
             pdf = pdf_path.read_bytes()
         except OSError as error:
-            raise DemoInputError(
-                f"cannot read {pdf_path}: {error.strerror}"
-            ) from error
+            raise DemoInputError(f"cannot read {pdf_path}: {error.strerror}") from error
         name = str(pdf_path)
     check_input_pdf(pdf, name, password)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,8 @@ class Check:
     """One numbered verification step: passed, failed, not checked or not run.
 
     "not checked" means the check could not look at its evidence, for
-    example an encrypted PDF without its password; the reason names the
-    option that supplies what was missing.
+    example an encrypted PDF without its password. The reason then names
+    the option that supplies what was missing.
     """
 
     number: int

@@ -407,8 +407,7 @@ class BundleVerifier:
                 )
             )
         check.reason = (
-            f"checkpoint time-stamped at {moment}; TSA root from "
-            f"{self.tsa_root.source}"
+            f"checkpoint time-stamped at {moment}; TSA root from {self.tsa_root.source}"
         )
 
     # 6. Each entry is in the checkpoint's tree at its leaf index.
@@ -740,7 +739,7 @@ def verify_bundle(
     """Verify the evidence bundle `data` offline and return every check's outcome.
 
     `policy_text`, `tsa_root` and `ca_root` are the trust anchors the
-    verifier obtained independently; each one that is None is taken from
+    verifier obtained independently. Each one that is None is taken from
     the bundle, and the result warns that it is self-asserted. `password`
     opens an encrypted PDF for the signature check; an empty user password
     is tried when it is None, and the check is "not checked" when neither

@@ -41,10 +41,10 @@ append, so a failed append leaves an `uploaded` record that the next call
 on it completes.
 
 The CPU-heavy PDF work (signing, the B-LTA upgrade, validating a signature
-made client-side) runs in a worker thread with an event loop of its own, so
-that the service's event loop keeps serving other requests meanwhile; a
-TOTP code checked by another request is not left to expire behind a
-signature. The contract lock stays held across that work, because it
+made client-side) runs in a worker thread with an event loop of its own.
+The service's event loop keeps serving other requests meanwhile, so a TOTP
+code checked by another request does not expire behind a signature. The
+contract lock stays held across that work, because it
 orders the contract's steps.
 
 Consent comes first: the identity service logs the `consent` entry when it
@@ -60,7 +60,7 @@ import hmac
 import logging
 import secrets
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -202,7 +202,7 @@ class ContractEvidence:
 
 
 async def _in_worker_thread(
-    function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    function: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any
 ) -> T:
     """Run the coroutine function `function` to completion in a worker thread.
 
@@ -233,8 +233,8 @@ class ContractService:
     CA and the TSA, current CRLs, no fetching) for the B-LTA upgrade.
     `signatory_of` returns the party_id of an enterprise's authorised
     signatory (the `signatory` of its enrolment entry), or None for a
-    person; `send` delivers an enterprise's contracts to that signatory's
-    enrolled e-mail address by default.
+    person. By default `send` delivers an enterprise's contracts to that
+    signatory's enrolled e-mail address.
     """
 
     def __init__(
@@ -556,9 +556,7 @@ class ContractService:
                 f"signature {new.field_name!r} of party {party_id} on contract "
                 f"{record['contract']!r} was rejected: {'; '.join(problems)}"
             )
-        token = await asyncio.to_thread(
-            _signature_time_stamp_token, signed, password
-        )
+        token = await asyncio.to_thread(_signature_time_stamp_token, signed, password)
         return _Signature(
             signed, new.field_name, _sha256(certificate_der), token, chain_der
         )
@@ -694,9 +692,14 @@ class ContractService:
         return document
 
     async def evidence_inputs(self, contract_id: str) -> ContractEvidence:
-        """Return the document, entries, openings and certificates for the evidence."""
-        record = self.index.get(contract_id)
-        document = await self.download(contract_id)
+        """Return the document, entries, openings and certificates for the evidence.
+
+        The record and the document are read under the contract lock, so
+        that both belong to the same step.
+        """
+        async with self._lock(contract_id):
+            record = await asyncio.to_thread(self.index.get, contract_id)
+            document = await self.download(contract_id)
         entries: list[EvidenceEntry] = []
         openings: list[CommitmentOpening] = []
         for step in record["steps"]:

@@ -67,8 +67,11 @@ def test_demo_on_generated_contract(tmp_path: Path):
     assert (out / "log.vkey").read_text().strip() in policy
     assert "quorum witnesses" in policy
     again = next(line for line in demo.stdout.splitlines() if "verify again" in line)
-    assert "--tsa-root" in again and "--ca-root" in again
+    assert "--tsa-root" in again
+    assert "--ca-root" in again
     assert "--password" not in again
+    # The demo verified against the anchors it wrote, not the bundle's own.
+    assert "self-asserted" not in (out / "report.html").read_text()
 
     # The evidence verifies again, offline, in a new process.
     verify = run_ledger(
@@ -163,7 +166,7 @@ def test_demo_refuses_a_folder_that_holds_files(tmp_path: Path):
     stale.write_bytes(b"%PDF-1.7 report of an earlier run")
     demo = run_ledger("demo", "--out", str(out), timeout=60)
     assert demo.returncode == 2, demo.stdout + demo.stderr
-    assert "is not empty (it holds report.pdf)" in demo.stderr
+    assert "is not empty (it contains report.pdf)" in demo.stderr
     assert "--out" in demo.stderr
     assert sorted(p.name for p in out.iterdir()) == ["report.pdf"]
     assert stale.read_bytes() == b"%PDF-1.7 report of an earlier run"
@@ -177,11 +180,9 @@ def test_demo_signs_encrypted_pdf_with_password(tmp_path: Path, corpus_dir: Path
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "10 of 10 checks passed" in demo.stdout
 
-    # The printed command verifies again as it stands: with the password
-    # and with the trust anchors written next to the bundle.
-    line = next(
-        line for line in demo.stdout.splitlines() if "verify again" in line
-    )
+    # The printed command verifies again without changes, because it names
+    # the password and the trust anchors written next to the bundle.
+    line = next(line for line in demo.stdout.splitlines() if "verify again" in line)
     command = shlex.split(line.split("verify again", 1)[1])
     assert command[:2] == ["ledger", "verify"]
     for option in ("--policy", "--tsa-root", "--ca-root", "--password"):

@@ -27,8 +27,8 @@ from gateway.contract_pdf import build_contract_pdf
 from gateway.demo import run_workflow
 from gateway.fetch import EvidenceFetchError, _fetch
 from gateway.nodes import NodeGroup
-from gateway.service import Gateway, GatewayOptions
 from gateway.report import render_html
+from gateway.service import Gateway, GatewayOptions
 from gateway.verify import TrustAnchor, verify_bundle
 from ledger import merkle
 from ledger.evidence import read_bundle
@@ -279,8 +279,13 @@ def test_bundle_roots_are_used_with_warning(cluster):
     result = outcome(cluster.bundle, cluster.policy, None)
     assert result.ok, [(c.number, c.reason) for c in result.checks]
     tsa, ca = result.warnings
-    assert "TSA root" in tsa and "self-asserted" in tsa and "--tsa-root" in tsa
-    assert "CA root" in ca and "self-asserted" in ca and "--ca-root" in ca
+    for warning, name, option in (
+        (tsa, "TSA root", "--tsa-root"),
+        (ca, "CA root", "--ca-root"),
+    ):
+        assert name in warning
+        assert "self-asserted" in warning
+        assert option in warning
     assert "self-asserted" in result.tsa_root_source
     assert "self-asserted" in result.ca_root_source
     page = render_html(result)
@@ -295,10 +300,11 @@ def test_given_anchors_are_named_in_the_report(cluster):
         "ca-root.pem",
     )
     roles = [key.role for key in result.keys]
-    assert "TSA root" in roles and "CA root" in roles
+    assert "TSA root" in roles
+    assert "CA root" in roles
 
 
-def test_foreign_tsa_root_in_bundle_fails_against_given_root(cluster, tmp_path):
+def test_foreign_tsa_root_fails_given_root(cluster, tmp_path):
     # The service re-dates the checkpoint with a TSA of its own and ships
     # that TSA's root in the bundle: the verifier's own root rejects it.
     changed, foreign_root = with_foreign_time_stamp(cluster.bundle, tmp_path)
@@ -348,6 +354,7 @@ def test_cli_uses_given_tsa_root_for_a_bundle(cluster, tmp_path):
         ],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert anchored.returncode == 1, anchored.stdout + anchored.stderr
     assert "[FAIL] Checkpoint time-stamp token" in anchored.stdout
@@ -357,6 +364,7 @@ def test_cli_uses_given_tsa_root_for_a_bundle(cluster, tmp_path):
         [*ledger, "--policy", str(files["policy.txt"])],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert unanchored.returncode == 0, unanchored.stdout + unanchored.stderr
     assert "WARNING: The TSA root comes from the bundle itself" in unanchored.stdout

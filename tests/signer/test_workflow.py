@@ -18,8 +18,8 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from fpdf import FPDF
 
-from identity.ca import CaSettings, CertificateAuthority, utc_now
 from gateway.sample_parties import lei
+from identity.ca import CaSettings, CertificateAuthority, utc_now
 from identity.details import EnterpriseDetails, PersonDetails
 from identity.errors import ConsentError, CustodyError, UnknownPartyError
 from identity.proofing import DocumentCodeVerifier
@@ -722,9 +722,7 @@ class ThreadNotingTimeStamper(AuthorityTimeStamper):
         return await super().async_request_tsa_response(req)
 
 
-async def test_concurrent_signs_accept_fresh_codes_and_leave_the_loop_free(
-    setup, contract_pdf, tsa_authority
-):
+async def test_concurrent_signs_accept_fresh_codes(setup, contract_pdf, tsa_authority):
     await setup.enrol("carol")
     await setup.enrol("mallory")
     names = ["erika", "john", "carol", "mallory"]
@@ -788,9 +786,7 @@ def signatory_from_log(setup):
 
 async def test_send_to_enterprise_goes_to_its_signatory(setup, contract_pdf):
     enterprise = await enrol_enterprise(setup, "john")
-    service = setup.new_service(
-        setup.sequencer, signatory_of=signatory_from_log(setup)
-    )
+    service = setup.new_service(setup.sequencer, signatory_of=signatory_from_log(setup))
     record = await service.upload(contract_pdf, [setup.parties["erika"], enterprise])
     contract_id = record["contract"]
     await service.sign(contract_id, setup.parties["erika"], setup.code("erika"))
@@ -809,9 +805,7 @@ async def test_send_to_enterprise_goes_to_its_signatory(setup, contract_pdf):
     )
 
 
-async def test_send_to_enterprise_without_signatory_names_the_fix(
-    setup, contract_pdf
-):
+async def test_send_to_enterprise_without_signatory_names_the_fix(setup, contract_pdf):
     enterprise = await enrol_enterprise(setup, "john")
     record = await setup.service.upload(
         contract_pdf, [setup.parties["erika"], enterprise]

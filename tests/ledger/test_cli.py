@@ -345,3 +345,37 @@ def test_repeated_record_filter_counts():
     info = logging.LogRecord("t", logging.INFO, __file__, 1, "same", None, None)
     assert record_filter.filter(info)
     assert record_filter.filter(info)
+
+
+def test_init_log_failure_removes_files(tmp_path):
+    from ledger.keys import PassphraseMissingError
+    from ledger.log import init_log
+
+    folder = tmp_path / "new"
+    # An empty passphrase fails when the key is written, after the folder
+    # was created.
+    with pytest.raises(PassphraseMissingError):
+        init_log(folder, "example.com/cleanup", b"")
+    assert not folder.exists()
+
+
+def test_lmdb_length_check_matches_meta(data):
+    from ledger.log import DamagedStoreError, check_lmdb_file
+
+    run(["log", "append", "--data", str(data)], stdin=b"entry\n" * 2000)
+    store_dir = data / "log.lmdb"
+    content = (store_dir / "data.mdb").read_bytes()
+    check_lmdb_file(store_dir)
+    # In a store that only grew, the newer meta page's last page is the
+    # file's last page, so every shorter prefix fails the check.
+    copy = data / "copy"
+    copy.mkdir()
+    for length in (len(content) - 1, len(content) - 4096, 8192, 4096, 100, 0):
+        (copy / "data.mdb").write_bytes(content[:length])
+        with pytest.raises(DamagedStoreError):
+            check_lmdb_file(copy)
+    (copy / "data.mdb").write_bytes(content)
+    check_lmdb_file(copy)
+    missing = data / "absent"
+    check_lmdb_file(missing)
+    assert not missing.exists()

@@ -71,3 +71,53 @@ def test_pdf_report_text_is_extractable(tmp_path):
     assert "NOT VALID" in text
     assert "Timeline of steps" in text
     assert "SHA-256:ff" in text
+
+
+def unchecked_result() -> VerificationResult:
+    """Return a result whose PDF check could not be made, with bundle roots."""
+    result = sample_result(failed=False)
+    result.checks.append(
+        Check(
+            9,
+            "PDF signatures and signer certificates",
+            "not checked",
+            "the PDF is encrypted; pass it with --password",
+        )
+    )
+    result.tsa_root_source = "the bundle's own tsa/root.pem (self-asserted)"
+    result.ca_root_source = "ca-root.pem"
+    return result
+
+
+def test_verdict_of_each_outcome():
+    assert sample_result(failed=False).verdict == "VALID"
+    assert sample_result(failed=True).verdict == "NOT VALID"
+    assert unchecked_result().verdict == "NOT CHECKED"
+    failed_and_unchecked = unchecked_result()
+    failed_and_unchecked.checks[1].status = "failed"
+    assert failed_and_unchecked.verdict == "NOT VALID"
+
+
+def test_text_shows_not_checked_and_anchors():
+    text = render_text(unchecked_result())
+    assert " 9. [NOT CHECKED] PDF signatures and signer certificates" in text
+    assert "pass it with --password" in text
+    assert "Verdict:                NOT CHECKED" in text
+    assert "TSA root:               the bundle's own tsa/root.pem" in text
+    assert "CA root:                ca-root.pem" in text
+    assert "verification FAILED" not in text
+
+
+def test_html_and_pdf_show_not_checked_and_anchors(tmp_path):
+    page = render_html(unchecked_result())
+    assert "NOT CHECKED" in page
+    assert "tsa/root.pem (self-asserted)" in page
+    assert "NOT VALID" not in page
+    path = tmp_path / "report.pdf"
+    write_report(unchecked_result(), path)
+    text = subprocess.run(
+        ["pdftotext", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "NOT CHECKED" in text
+    assert "self-asserted" in text
+    assert "NOT VALID" not in text

@@ -96,7 +96,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=(
             "Exit status: 0 when the evidence verified; 1 when the PDF cannot "
             "be signed or a step or check failed; 2 when LEDGER_PASSPHRASE is "
-            "not set or DIR is not new or empty."
+            "not set or DIR is not new or empty (nor, with --force, an "
+            "earlier demo run)."
         ),
     )
     demo.add_argument(
@@ -112,7 +113,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         metavar="DIR",
         help="new or empty folder for the signed PDF, the evidence and the log "
-        "data; a folder holding files, such as an earlier run's, is refused",
+        "data; a folder that contains files is rejected unless --force",
+    )
+    demo.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an earlier demo run in DIR: delete the files and folders "
+        "a demo run writes (and report.html, report.pdf) before starting; a "
+        "DIR that contains anything else is still rejected",
     )
     demo.add_argument(
         "--password",
@@ -237,7 +245,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo as demo
 
     try:
-        return demo(args.pdf, args.out, password=args.password)
+        return demo(args.pdf, args.out, password=args.password, force=args.force)
     except DemoInputError as error:
         print(f"ledger demo: {error}", file=sys.stderr)
         return error.exit_status

@@ -12,7 +12,8 @@
 The input PDF is checked (readable, a PDF, opened by the password given,
 signable) before anything starts, and the output folder is created only
 after that. The folder must be new or empty, so that no file of an earlier
-run is mixed with this run's. It then contains contract.signed.pdf,
+run is mixed with this run's. `--force` first deletes an earlier demo run
+from it. It then contains contract.signed.pdf,
 contract.evidence, log.vkey, witness.vkeys, policy.txt, tsa-root.pem,
 ca-root.pem, report.html and log/, which `ledger serve --data DIR/log`
 serves again after the demo has stopped.
@@ -38,6 +39,27 @@ from gateway.client import ApiCallError, EnrolledParty, GatewayClient
 WITNESSES = 3
 QUORUM = 2
 STEPS = 7
+
+# The names a demo run writes to its output folder, plus the reports that
+# `ledger verify --report` writes next to them. --force removes only these.
+DEMO_OUTPUTS = frozenset(
+    {
+        "contract.pdf",
+        "contract.signed.pdf",
+        "contract.evidence",
+        "log.vkey",
+        "witness.vkeys",
+        "policy.txt",
+        "tsa-root.pem",
+        "ca-root.pem",
+        "report.html",
+        "report.pdf",
+        "log",
+        "gateway",
+        "mirror",
+        *(f"witness-{n}" for n in range(1, WITNESSES + 1)),
+    }
+)
 
 
 class DemoError(Exception):
@@ -333,8 +355,12 @@ def verify_command(out: Path, password: str | None) -> str:
     return shlex.join(words)
 
 
-def check_output_folder(out: Path) -> None:
-    """Raise OutputFolderError unless `out` is absent or an empty folder."""
+def check_output_folder(out: Path, *, force: bool = False) -> None:
+    """Raise OutputFolderError unless `out` is absent or an empty folder.
+
+    With `force`, a folder that contains only what an earlier demo run
+    wrote (DEMO_OUTPUTS) passes too.
+    """
     if not out.exists():
         return
     if not out.is_dir():
@@ -342,13 +368,36 @@ def check_output_folder(out: Path) -> None:
             f"--out {out} is a file, not a folder; name a new or empty folder"
         )
     names = sorted(path.name for path in out.iterdir())
-    if names:
-        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    if not names:
+        return
+    if not force:
         raise OutputFolderError(
-            f"the output folder {out} is not empty (it contains {shown}); name "
-            "a new or empty folder with --out, so that no file of an earlier "
-            "run is mixed with this run's"
+            f"the output folder {out} is not empty (it contains {_listing(names)}); "
+            "name a new or empty folder with --out, so that no file of an earlier "
+            "run is mixed with this run's, or pass --force to replace an earlier "
+            "demo run"
         )
+    foreign = [name for name in names if name not in DEMO_OUTPUTS]
+    if foreign:
+        raise OutputFolderError(
+            f"--force replaces only an earlier demo run, but the output folder "
+            f"{out} also contains {_listing(foreign)}; name a new or empty folder "
+            "with --out"
+        )
+
+
+def _listing(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+
+
+def remove_earlier_run(out: Path) -> None:
+    """Delete the files and folders of DEMO_OUTPUTS that `out` contains."""
+    for name in sorted(DEMO_OUTPUTS):
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
 def check_input_pdf(pdf: bytes, name: str, password: str | None) -> None:
@@ -376,13 +425,20 @@ def check_input_pdf(pdf: bytes, name: str, password: str | None) -> None:
         raise DemoInputError(f"the PDF cannot be signed: {name}: {error}") from error
 
 
-def run_demo(pdf_path: Path | None, out: Path, password: str | None = None) -> int:
+def run_demo(
+    pdf_path: Path | None,
+    out: Path,
+    password: str | None = None,
+    *,
+    force: bool = False,
+) -> int:
     """Run the demo on `pdf_path` (or the generated contract) into `out`; return the exit status.
 
-    `out` must be absent or empty. Before anything is started or created,
-    raises OutputFolderError when it is not, and DemoInputError when the PDF
-    cannot be read, opened with `password` or signed; DemoError when a
-    later step fails.
+    `out` must be absent or empty, or with `force` contain only an earlier
+    demo run, which is then deleted. Before anything is started, created or
+    deleted, raises OutputFolderError when `out` does not qualify, and
+    DemoInputError when the PDF cannot be read, opened with `password` or
+    signed. Raises DemoError when a later step fails.
     """
     from gateway.contract_pdf import build_contract_pdf
     from ledger.keys import PassphraseMissingError, passphrase_from_environment
@@ -393,7 +449,7 @@ def run_demo(pdf_path: Path | None, out: Path, password: str | None = None) -> i
         print(f"ledger demo: {error}", file=sys.stderr)
         return 2
     out = out.resolve()
-    check_output_folder(out)
+    check_output_folder(out, force=force)
     if pdf_path is None:
         pdf = build_contract_pdf()
         name = "the generated sample contract"
@@ -404,6 +460,8 @@ def run_demo(pdf_path: Path | None, out: Path, password: str | None = None) -> i
             raise DemoInputError(f"cannot read {pdf_path}: {error.strerror}") from error
         name = str(pdf_path)
     check_input_pdf(pdf, name, password)
+    if force and out.exists():
+        remove_earlier_run(out)
     out.mkdir(parents=True, exist_ok=True)
     if pdf_path is None:
         pdf_path = out / "contract.pdf"

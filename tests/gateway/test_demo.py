@@ -159,7 +159,7 @@ def test_demo_checks_the_pdf_before_it_starts(
     assert not out.exists()
 
 
-def test_demo_refuses_a_folder_that_holds_files(tmp_path: Path):
+def test_demo_rejects_non_empty_folder(tmp_path: Path):
     out = tmp_path / "out"
     out.mkdir()
     stale = out / "report.pdf"
@@ -168,8 +168,33 @@ def test_demo_refuses_a_folder_that_holds_files(tmp_path: Path):
     assert demo.returncode == 2, demo.stdout + demo.stderr
     assert "is not empty (it contains report.pdf)" in demo.stderr
     assert "--out" in demo.stderr
+    assert "--force" in demo.stderr
     assert sorted(p.name for p in out.iterdir()) == ["report.pdf"]
     assert stale.read_bytes() == b"%PDF-1.7 report of an earlier run"
+
+
+def test_demo_force_keeps_other_files(tmp_path: Path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.pdf").write_bytes(b"%PDF-1.7 report of an earlier run")
+    (out / "thesis.odt").write_bytes(b"not the demo's")
+    demo = run_ledger("demo", "--out", str(out), "--force", timeout=60)
+    assert demo.returncode == 2, demo.stdout + demo.stderr
+    assert "also contains thesis.odt" in demo.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["report.pdf", "thesis.odt"]
+
+
+def test_demo_force_replaces_earlier_run(tmp_path: Path):
+    out = tmp_path / "out"
+    (out / "log").mkdir(parents=True)
+    (out / "log" / "left-over").write_bytes(b"from an earlier run")
+    (out / "report.pdf").write_bytes(b"%PDF-1.7 report of an earlier run")
+    demo = run_ledger("demo", "--out", str(out), "--force")
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert not (out / "report.pdf").exists()
+    assert not (out / "log" / "left-over").exists()
+    assert (out / "log" / "log.vkey").is_file()
+    assert (out / "contract.evidence").is_file()
 
 
 def test_demo_signs_encrypted_pdf_with_password(tmp_path: Path, corpus_dir: Path):

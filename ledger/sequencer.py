@@ -113,9 +113,9 @@ class Sequencer:
         """Queue several entries and return one future of their AppendResults.
 
         The future resolves, with one result per entry in order, once every
-        entry is committed durably; the entries may span several batches
-        when there are more than max_batch of them. One future for many
-        entries saves the event loop a wakeup per entry.
+        entry is committed durably. More than max_batch entries span several
+        batches. One future for many entries saves the event loop a wakeup
+        per entry.
         Requires a running event loop and len(entry) <= 65,535 for each.
         """
         entries = list(entries)
@@ -223,13 +223,13 @@ class Sequencer:
         The first item is always taken; submit_many splits larger groups.
         """
         count = 0
-        taken = 0
+        items = 0
         for entries, _, _ in self._pending:
-            if taken and count + len(entries) > self.max_batch:
+            if items and count + len(entries) > self.max_batch:
                 break
             count += len(entries)
-            taken += 1
-        batch = self._pending[:taken]
-        del self._pending[:taken]
+            items += 1
+        batch = self._pending[:items]
+        del self._pending[:items]
         self._pending_entries -= count
         return batch

@@ -531,13 +531,14 @@ class _HashCache:
         key = _ROW_KEY.pack(level, row)
         data = self._local.txn.get(key, db=self._db)
         if data is None or len(data) < need:
-            # The snapshot may predate the hash: retry in a new one. Views
-            # into the old snapshot die with it.
+            # The snapshot may predate the hash, so retry in a new one.
+            # Views into the old snapshot become invalid with it.
             views.clear()
             data = self._snapshot(fresh=True).get(key, db=self._db)
             if data is None or len(data) < need:
                 raise CorruptStoreError(
-                    f"stored hashes of level {level} row {row} are missing"
+                    f"stored hashes of level {level} row {row} are missing;"
+                    " run `ledger log check` to find the damage"
                 )
         return data
 
@@ -684,8 +685,8 @@ class LogStore:
     def read_hashes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
         """Return the stored hash of each (level, index) in ids, in order.
 
-        Every id must be a complete subtree of the committed tree; this is
-        the fast path that proofs take (see _HashCache).
+        Every id must be a complete subtree of the committed tree. Proofs
+        and the read API take this path (see _HashCache).
         """
         return self._hash_cache.read_hashes(ids)
 

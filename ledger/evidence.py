@@ -50,6 +50,7 @@ import io
 import json
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,6 +167,63 @@ class EvidenceBundle:
         return buffer.getvalue()
 
 
+_CHUNK_SIZE = 64 * 1024
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes:
+    """Read one member in chunks, rejecting it once it inflates past a limit.
+
+    Python 3.11's ZipExtFile.read() with no size inflates up to 2 GiB in one
+    call whatever the header declares, so only bounded reads keep a zip bomb
+    from exhausting memory. `budget` is what the total limit still allows.
+    """
+    limit = min(MAX_MEMBER_SIZE, budget, info.file_size)
+    chunks = []
+    size = 0
+    with archive.open(info) as stream:
+        while chunk := stream.read(_CHUNK_SIZE):
+            size += len(chunk)
+            if size > limit:
+                raise EvidenceError(
+                    f"member {info.filename} inflates past {limit} bytes (declared "
+                    f"{info.file_size}, at most {MAX_MEMBER_SIZE} per member and "
+                    f"{MAX_TOTAL_SIZE} in total)"
+                )
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_declared_size(info: zipfile.ZipInfo) -> None:
+    """Reject a member whose compressed data cannot be an encoding of its declared size.
+
+    ZipExtFile stops at the declared size, so a header that declares 1,000
+    bytes over a stream that inflates to 1 GiB would otherwise pass as a short
+    member with a matching CRC.
+    """
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise EvidenceError(
+            f"member {info.filename} uses compression method {info.compress_type}; "
+            "a bundle uses deflate (8) or none (0)"
+        )
+    if info.file_size > MAX_MEMBER_SIZE:
+        raise EvidenceError(
+            f"member {info.filename} of {info.file_size} bytes exceeds "
+            f"{MAX_MEMBER_SIZE} bytes"
+        )
+    # zlib's deflateBound() is n + n/4096 + n/16384 + 13 and stored blocks
+    # cost 5 bytes per 65,535; deflate encoders fall back to stored blocks,
+    # so more compressed data than this bound means the declared size is false.
+    # NOTE: a valid but wasteful deflate stream (e.g. only fixed Huffman
+    # codes for random bytes) could exceed it; no common encoder writes one.
+    bound = info.file_size + info.file_size // 1024 + 1024
+    if info.compress_size > bound:
+        raise EvidenceError(
+            f"member {info.filename} declares {info.file_size} bytes but has "
+            f"{info.compress_size} compressed bytes, more than deflate produces "
+            "for that size, so its header is false"
+        )
+
+
 def _read_members(data: bytes) -> dict[str, bytes]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -177,22 +235,29 @@ def _read_members(data: bytes) -> dict[str, bytes]:
     total = 0
     members: dict[str, bytes] = {}
     for info in infos:
-        if info.file_size > MAX_MEMBER_SIZE:
-            raise EvidenceError(
-                f"member {info.filename} of {info.file_size} bytes exceeds "
-                f"{MAX_MEMBER_SIZE} bytes"
-            )
-        total += info.file_size
-        if total > MAX_TOTAL_SIZE:
-            raise EvidenceError(f"members exceed {MAX_TOTAL_SIZE} bytes in total")
         if info.filename in members:
             raise EvidenceError(f"member {info.filename} appears twice")
+        _check_declared_size(info)
+        if total + info.file_size > MAX_TOTAL_SIZE:
+            raise EvidenceError(f"members exceed {MAX_TOTAL_SIZE} bytes in total")
         try:
-            members[info.filename] = archive.read(info)
-        except (zipfile.BadZipFile, OSError, ValueError) as error:
+            content = _read_member(archive, info, MAX_TOTAL_SIZE - total)
+        except EvidenceError:
+            raise
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            OSError,
+            ValueError,
+            EOFError,
+            RuntimeError,
+        ) as error:
+            # RuntimeError is zipfile's error for an encrypted member.
             raise EvidenceError(
                 f"member {info.filename} is damaged: {error}"
             ) from error
+        total += len(content)
+        members[info.filename] = content
     return members
 
 

@@ -1,0 +1,183 @@
+"""Evidence bundle reading against hostile archives: bombs, names and JSON."""
+
+from __future__ import annotations
+
+import io
+import struct
+import tracemalloc
+import zipfile
+import zlib
+from dataclasses import dataclass
+
+import pytest
+
+from ledger import evidence
+from ledger.evidence import EvidenceBundle, EvidenceError, LoggedEntry, Salt, read_bundle
+
+MIB = 1024 * 1024
+
+
+def valid_bundle() -> bytes:
+    bundle = EvidenceBundle(
+        contract="c-1",
+        origin="example.com/log",
+        document=b"%PDF-1.7\n...%%EOF\n",
+        entries=[
+            LoggedEntry(3, b"\xa1av\x01", b"c2sp.org/tlog-proof@v1\nindex 3\n"),
+            LoggedEntry(84, b"\xa1av\x02", b"c2sp.org/tlog-proof@v1\nindex 84\n"),
+        ],
+        checkpoint_stamped=b"example.com/log\n85\nAAAA\n\n",
+        time_stamp_token=b"\x30\x03\x02\x01\x01",
+        tsa_chain_pem=b"chain",
+        tsa_root_pem=b"root",
+        policy=b"log example.com/log+01020304+AQ==\nquorum none\n",
+        certificate_chains={"party-a": b"chain a"},
+        ca_root_pem=b"root",
+        salts=[Salt(3, "name", "Ada Lovelace", bytes(range(32)))],
+    )
+    data = bundle.to_bytes("00", {3: "upload", 84: "sign"}, "2026-01-01T00:00:00Z")
+    read_bundle(data)
+    return data
+
+
+@dataclass
+class RawMember:
+    """A member written byte for byte, so its header can state anything."""
+
+    name: str
+    payload: bytes  # the stored or compressed bytes
+    method: int
+    crc: int
+    file_size: int
+
+
+def deflated(content: bytes) -> RawMember:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    payload = compressor.compress(content) + compressor.flush()
+    return RawMember("", payload, zipfile.ZIP_DEFLATED, zlib.crc32(content), len(content))
+
+
+def zero_stream(size: int) -> bytes:
+    """Return a raw deflate stream of `size` zero bytes, built in 1 MiB steps."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = bytes(MIB)
+    parts = [compressor.compress(block) for _ in range(size // MIB)]
+    parts.append(compressor.compress(bytes(size % MIB)))
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+def write_zip(members: list[RawMember]) -> bytes:
+    """Write a ZIP file whose local and central headers carry each member's fields."""
+    out = io.BytesIO()
+    central = []
+    for member in members:
+        name = member.name.encode()
+        offset = out.tell()
+        fields = (
+            20, 0, member.method, 0, 0x21,
+            member.crc, len(member.payload), member.file_size, len(name), 0,
+        )
+        out.write(b"PK\x03\x04" + struct.pack("<5H3L2H", *fields) + name)
+        out.write(member.payload)
+        central.append(
+            b"PK\x01\x02"
+            + struct.pack("<6H3L5H2L", 20, *fields, 0, 0, 0, 0, offset)
+            + name
+        )
+    start = out.tell()
+    directory = b"".join(central)
+    out.write(directory)
+    out.write(
+        b"PK\x05\x06"
+        + struct.pack("<4H2LH", 0, 0, len(central), len(central), len(directory), start, 0)
+    )
+    return out.getvalue()
+
+
+def rebuild(data: bytes, change: dict[str, RawMember | bytes | None]) -> bytes:
+    """Copy a bundle through write_zip, replacing, adding or (None) dropping members."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    members = []
+    for info in source.infolist():
+        if info.filename not in change:
+            raw = deflated(source.read(info))
+            raw.name = info.filename
+            members.append(raw)
+    for name, content in change.items():
+        if content is None:
+            continue
+        raw = content if isinstance(content, RawMember) else deflated(content)
+        raw.name = name
+        members.append(raw)
+    return write_zip(members)
+
+
+def test_raw_writer_round_trips_a_bundle():
+    data = valid_bundle()
+    assert read_bundle(rebuild(data, {})).entries == read_bundle(data).entries
+
+
+def test_lying_size_bomb_is_rejected_by_name():
+    stream = zero_stream(64 * MIB)
+    bomb = RawMember("", stream, zipfile.ZIP_DEFLATED, zlib.crc32(bytes(1000)), 1000)
+    data = rebuild(valid_bundle(), {"document.pdf": bomb})
+    tracemalloc.start()
+    try:
+        with pytest.raises(EvidenceError, match="document.pdf") as raised:
+            read_bundle(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "header is false" in str(raised.value)
+    assert peak < 8 * MIB
+
+
+def test_stream_longer_than_declared_is_read_in_bounded_steps():
+    # The header declares 2 MiB (a plausible ratio for zeros) over a stream
+    # of 64 MiB: only the declared bytes may be inflated.
+    declared = 2 * MIB
+    stream = zero_stream(64 * MIB)
+    member = RawMember("", stream, zipfile.ZIP_DEFLATED, zlib.crc32(bytes(declared)), declared)
+    data = rebuild(valid_bundle(), {"document.pdf": member})
+    tracemalloc.start()
+    try:
+        parsed = read_bundle(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(parsed.document) == declared
+    assert peak < 16 * MIB
+
+
+def test_member_over_limit_is_rejected_by_name(monkeypatch):
+    monkeypatch.setattr(evidence, "MAX_MEMBER_SIZE", MIB)
+    content = bytes(2 * MIB)
+    data = rebuild(valid_bundle(), {"document.pdf": content})
+    with pytest.raises(EvidenceError, match=r"document\.pdf of 2097152 bytes"):
+        read_bundle(data)
+
+
+def test_members_over_total_limit_are_rejected(monkeypatch):
+    monkeypatch.setattr(evidence, "MAX_TOTAL_SIZE", MIB)
+    data = rebuild(
+        valid_bundle(), {"document.pdf": bytes(MIB // 2), "tsa/chain.pem": bytes(MIB // 2)}
+    )
+    with pytest.raises(EvidenceError, match="in total"):
+        read_bundle(data)
+
+
+def test_wrong_crc_is_reported_as_damaged():
+    member = deflated(bytes(1000))
+    member.crc ^= 1
+    data = rebuild(valid_bundle(), {"document.pdf": member})
+    with pytest.raises(EvidenceError, match="document.pdf is damaged"):
+        read_bundle(data)
+
+
+def test_other_compression_method_is_rejected():
+    member = deflated(b"%PDF-1.7")
+    member.method = zipfile.ZIP_BZIP2
+    data = rebuild(valid_bundle(), {"document.pdf": member})
+    with pytest.raises(EvidenceError, match="document.pdf uses compression method 12"):
+        read_bundle(data)

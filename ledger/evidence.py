@@ -42,6 +42,12 @@ Layout (`ledger-evidence/v1`; every member is stored at the fixed time
 
 The manifest's digest and entry types are hints for readers: a verifier
 recomputes every one of them from the members and trusts none.
+
+A reader rejects a bundle with a member outside this layout, with a name
+that appears twice, or with a leaf_index written with leading zeros
+(`entries/084.cbor`). Folder entries such as `entries/` are the one
+exception. So each member has one name and nothing in the file goes
+unchecked.
 """
 
 from __future__ import annotations
@@ -63,8 +69,26 @@ MAX_TOTAL_SIZE = 128 * 1024 * 1024
 MAX_MEMBERS = 4096
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
-_ENTRY_NAME = re.compile(r"entries/([0-9]{1,20})\.cbor")
-_PROOF_NAME = re.compile(r"proofs/([0-9]{1,20})\.tlog-proof")
+# A leaf_index is written in decimal without leading zeros, so that each
+# leaf_index has exactly one member name.
+_ENTRY_NAME = re.compile(r"entries/(0|[1-9][0-9]{0,19})\.cbor")
+_PROOF_NAME = re.compile(r"proofs/(0|[1-9][0-9]{0,19})\.tlog-proof")
+_MAX_LEAF_INDEX = 2**64 - 1
+_FIXED_NAMES = frozenset(
+    {
+        "manifest.json",
+        "document.pdf",
+        "checkpoint.stamped",
+        "checkpoint.tsr",
+        "tsa/chain.pem",
+        "tsa/root.pem",
+        "certs/root.pem",
+        "policy.txt",
+        "salts.json",
+    }
+)
+# Folder entries that ZIP tools such as `zip -r` add; they carry no content.
+_FOLDER_NAMES = frozenset({"entries/", "proofs/", "tsa/", "certs/"})
 _CERT_NAME = re.compile(r"certs/([A-Za-z0-9_\-]{1,128})\.pem")
 
 
@@ -224,6 +248,31 @@ def _check_declared_size(info: zipfile.ZipInfo) -> None:
         )
 
 
+def _check_name(info: zipfile.ZipInfo) -> None:
+    """Reject a member name that is not in the layout, or not in its one spelling."""
+    name = info.filename
+    if info.orig_filename != name:
+        raise EvidenceError(
+            f"member name {info.orig_filename!r} contains a NUL byte"
+        )
+    if name in _FIXED_NAMES or _CERT_NAME.fullmatch(name):
+        return
+    if name in _FOLDER_NAMES and info.file_size == 0:
+        return
+    match = _ENTRY_NAME.fullmatch(name) or _PROOF_NAME.fullmatch(name)
+    if match and int(match.group(1)) <= _MAX_LEAF_INDEX:
+        return
+    if re.fullmatch(r"(entries|proofs)/0[0-9]+\.(cbor|tlog-proof)", name):
+        raise EvidenceError(
+            f"member {name!r} writes its leaf_index with leading zeros; "
+            "a bundle names each leaf_index in plain decimal"
+        )
+    raise EvidenceError(
+        f"member {name!r} is not part of the {FORMAT} layout; remove it or "
+        "check that the file is an evidence bundle"
+    )
+
+
 def _read_members(data: bytes) -> dict[str, bytes]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -235,6 +284,7 @@ def _read_members(data: bytes) -> dict[str, bytes]:
     total = 0
     members: dict[str, bytes] = {}
     for info in infos:
+        _check_name(info)
         if info.filename in members:
             raise EvidenceError(f"member {info.filename} appears twice")
         _check_declared_size(info)
@@ -288,6 +338,8 @@ def read_bundle(data: bytes) -> EvidenceBundle:
     proofs: dict[int, bytes] = {}
     chains: dict[str, bytes] = {}
     for name, content in members.items():
+        if name in _FOLDER_NAMES:
+            continue
         if match := _ENTRY_NAME.fullmatch(name):
             entries[int(match.group(1))] = content
         elif match := _PROOF_NAME.fullmatch(name):

@@ -133,7 +133,7 @@ def test_lying_size_bomb_is_rejected_by_name():
     assert peak < 8 * MIB
 
 
-def test_stream_longer_than_declared_is_read_in_bounded_steps():
+def test_overlong_stream_read_in_bounded_steps():
     # The header declares 2 MiB (a plausible ratio for zeros) over a stream
     # of 64 MiB: only the declared bytes may be inflated.
     declared = 2 * MIB
@@ -181,3 +181,72 @@ def test_other_compression_method_is_rejected():
     data = rebuild(valid_bundle(), {"document.pdf": member})
     with pytest.raises(EvidenceError, match="document.pdf uses compression method 12"):
         read_bundle(data)
+
+
+@pytest.mark.parametrize(
+    "name", ["entries/0084.cbor", "entries/084.cbor", "proofs/084.tlog-proof", "entries/00.cbor"]
+)
+def test_leaf_index_with_leading_zeros_is_rejected(name):
+    data = rebuild(valid_bundle(), {name: b"\xa1av\x03"})
+    with pytest.raises(EvidenceError, match="leading zeros") as raised:
+        read_bundle(data)
+    assert name in str(raised.value)
+
+
+def test_duplicate_member_is_rejected_by_name():
+    source = zipfile.ZipFile(io.BytesIO(valid_bundle()))
+    twice = []
+    for content in (b"\xa1av\x02", b"\xa1av\x09"):
+        raw = deflated(content)
+        raw.name = "entries/84.cbor"
+        twice.append(raw)
+    others = []
+    for info in source.infolist():
+        if info.filename != "entries/84.cbor":
+            raw = deflated(source.read(info))
+            raw.name = info.filename
+            others.append(raw)
+    duplicated = write_zip(others + twice)
+    with pytest.raises(EvidenceError, match="entries/84.cbor appears twice"):
+        read_bundle(duplicated)
+
+
+def test_name_cut_at_nul_byte_is_rejected():
+    data = rebuild(valid_bundle(), {"entries/84.cbor\x00.txt": b"\xa1av\x09"})
+    with pytest.raises(EvidenceError, match="NUL byte"):
+        read_bundle(data)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../x",
+        "/etc/passwd",
+        "entries/../document.pdf",
+        "README.txt",
+        "entries/84.cbor.bak",
+        "entries/-1.cbor",
+        "entries/18446744073709551616.cbor",
+        "tsa/other.pem",
+        "certs/sub/a.pem",
+    ],
+)
+def test_unknown_member_is_rejected_by_name(name):
+    data = rebuild(valid_bundle(), {name: b"x"})
+    with pytest.raises(EvidenceError, match="not part of the ledger-evidence/v1") as raised:
+        read_bundle(data)
+    assert repr(name) in str(raised.value)
+
+
+def test_folder_entries_are_accepted():
+    data = rebuild(valid_bundle(), {"entries/": b"", "certs/": b""})
+    assert [e.leaf_index for e in read_bundle(data).entries] == [3, 84]
+
+
+def test_largest_leaf_index_is_accepted():
+    index = 2**64 - 1
+    data = rebuild(
+        valid_bundle(),
+        {f"entries/{index}.cbor": b"\xa1av\x03", f"proofs/{index}.tlog-proof": b"p"},
+    )
+    assert read_bundle(data).entries[-1].leaf_index == index

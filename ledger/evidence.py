@@ -317,6 +317,65 @@ def _required(members: dict[str, bytes], name: str) -> bytes:
     return members[name]
 
 
+def _load_json(members: dict[str, bytes], name: str, default: bytes | None = None) -> Any:
+    """Parse the JSON member `name`; raise EvidenceError naming it when it is invalid."""
+    content = members.get(name, default)
+    if content is None:
+        raise EvidenceError(f"member {name} is missing")
+    try:
+        return json.loads(content)
+    except RecursionError as error:
+        raise EvidenceError(f"{name} nests its JSON values too deeply") from error
+    except ValueError as error:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and the
+        # integer of more than sys.get_int_max_str_digits() digits.
+        raise EvidenceError(f"{name} is not valid JSON: {error}") from error
+
+
+def _is_text(value: Any) -> bool:
+    """Return whether `value` is a str that encodes as UTF-8 (no lone surrogate)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _parse_salts(records: Any) -> list[Salt]:
+    """Build the salts from the records of salts.json; raise EvidenceError on a bad one."""
+    if not isinstance(records, list):
+        raise EvidenceError("salts.json is malformed: expected a JSON list of records")
+    salts = []
+    for position, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise EvidenceError(f"salts.json record {position} is not a JSON object")
+        leaf_index = record.get("leaf_index")
+        if (
+            not isinstance(leaf_index, int)
+            or isinstance(leaf_index, bool)
+            or not 0 <= leaf_index <= _MAX_LEAF_INDEX
+        ):
+            raise EvidenceError(
+                f"salts.json record {position} has leaf_index {leaf_index!r}; "
+                f"expected an integer from 0 to {_MAX_LEAF_INDEX}"
+            )
+        for key in ("label", "value", "salt"):
+            if not _is_text(record.get(key)):
+                raise EvidenceError(
+                    f"salts.json record {position} lacks the text field {key!r}"
+                )
+        try:
+            salt = bytes.fromhex(record["salt"])
+        except ValueError as error:
+            raise EvidenceError(
+                f"salts.json record {position} has a salt that is not hex: {error}"
+            ) from error
+        salts.append(Salt(leaf_index, record["label"], record["value"], salt))
+    return salts
+
+
 def read_bundle(data: bytes) -> EvidenceBundle:
     """Parse the bytes of an evidence bundle.
 
@@ -324,14 +383,11 @@ def read_bundle(data: bytes) -> EvidenceBundle:
     it verifies no signature, proof or digest.
     """
     members = _read_members(data)
-    try:
-        manifest = json.loads(_required(members, "manifest.json"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise EvidenceError(f"manifest.json is not valid JSON: {error}") from error
+    manifest = _load_json(members, "manifest.json")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise EvidenceError(f"manifest.json does not declare format {FORMAT!r}")
     for key in ("contract", "origin"):
-        if not isinstance(manifest.get(key), str):
+        if not _is_text(manifest.get(key)):
             raise EvidenceError(f"manifest.json lacks the text field {key!r}")
 
     entries: dict[int, bytes] = {}
@@ -353,19 +409,7 @@ def read_bundle(data: bytes) -> EvidenceBundle:
         )
     logged = [LoggedEntry(i, entries[i], proofs[i]) for i in sorted(entries)]
 
-    try:
-        salt_records = json.loads(members.get("salts.json", b"[]"))
-        salts = [
-            Salt(
-                int(record["leaf_index"]),
-                str(record["label"]),
-                str(record["value"]),
-                bytes.fromhex(record["salt"]),
-            )
-            for record in salt_records
-        ]
-    except (ValueError, KeyError, TypeError) as error:
-        raise EvidenceError(f"salts.json is malformed: {error}") from error
+    salts = _parse_salts(_load_json(members, "salts.json", b"[]"))
 
     return EvidenceBundle(
         contract=manifest["contract"],

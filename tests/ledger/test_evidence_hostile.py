@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import struct
 import tracemalloc
 import zipfile
@@ -250,3 +251,41 @@ def test_largest_leaf_index_is_accepted():
         {f"entries/{index}.cbor": b"\xa1av\x03", f"proofs/{index}.tlog-proof": b"p"},
     )
     assert read_bundle(data).entries[-1].leaf_index == index
+
+
+def manifest(**fields) -> bytes:
+    base = {"format": "ledger-evidence/v1", "contract": "c-1", "origin": "example.com/log"}
+    base.update(fields)
+    return json.dumps(base).encode()
+
+
+@pytest.mark.parametrize(
+    ("member", "content", "reason"),
+    [
+        ("manifest.json", b"[" * 100_000 + b"]" * 100_000, "too deeply"),
+        ("salts.json", b"[" * 100_000 + b"]" * 100_000, "too deeply"),
+        ("manifest.json", b'{"a": ' + b"9" * 5000 + b"}", "not valid JSON"),
+        ("salts.json", b"[" + b"9" * 5000 + b"]", "not valid JSON"),
+        ("manifest.json", b"\xff\xfe{", "not valid JSON"),
+        ("manifest.json", manifest(contract='\ud800'), "text field 'contract'"),
+        ("salts.json", b"{}", "JSON list"),
+        ("salts.json", b"[7]", "record 0 is not a JSON object"),
+        ("salts.json", b'[{"leaf_index": 1e400, "label": "a", "value": "b", "salt": ""}]',
+         "leaf_index inf"),
+        ("salts.json", b'[{"leaf_index": true, "label": "a", "value": "b", "salt": ""}]',
+         "leaf_index True"),
+        ("salts.json", b'[{"leaf_index": -1, "label": "a", "value": "b", "salt": ""}]',
+         "leaf_index -1"),
+        ("salts.json", b'[{"leaf_index": 3, "label": "a", "value": [[1]], "salt": ""}]',
+         "text field 'value'"),
+        ("salts.json", b'[{"leaf_index": 3, "label": "a", "value": "\\ud800", "salt": ""}]',
+         "text field 'value'"),
+        ("salts.json", b'[{"leaf_index": 3, "label": "a", "value": "b", "salt": "zz"}]',
+         "not hex"),
+    ],
+)
+def test_hostile_json_is_rejected_by_member(member, content, reason):
+    data = rebuild(valid_bundle(), {member: content})
+    with pytest.raises(EvidenceError, match=reason) as raised:
+        read_bundle(data)
+    assert member in str(raised.value)

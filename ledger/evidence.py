@@ -52,8 +52,10 @@ unchecked.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
 import re
 import zipfile
 import zlib
@@ -67,6 +69,10 @@ FORMAT = "ledger-evidence/v1"
 MAX_MEMBER_SIZE = 64 * 1024 * 1024
 MAX_TOTAL_SIZE = 128 * 1024 * 1024
 MAX_MEMBERS = 4096
+# Files a verifier reads before parsing: a bundle (its members plus room for
+# ZIP headers), and a trust policy or root certificate, which are a few KiB.
+MAX_BUNDLE_SIZE = MAX_TOTAL_SIZE + 8 * 1024 * 1024
+MAX_ANCHOR_SIZE = 1024 * 1024
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 # A leaf_index is written in decimal without leading zeros, so that each
@@ -94,6 +100,27 @@ _CERT_NAME = re.compile(r"certs/([A-Za-z0-9_\-]{1,128})\.pem")
 
 class EvidenceError(ValueError):
     """The bytes are not an evidence bundle of this format; the message gives the reason."""
+
+
+class FileTooLargeError(OSError):
+    """A file is larger than the limit its reader sets; `strerror` names the limit."""
+
+
+def read_bounded(path: str | os.PathLike[str], limit: int) -> bytes:
+    """Read the file at `path`, raising FileTooLargeError when it has more than `limit` bytes.
+
+    Requires 0 <= limit. It reads at most limit + 1 bytes, so a device such as
+    /dev/zero or a FIFO that never ends costs no more memory than that. The
+    error is an OSError with `filename` and `strerror` set, like the one a
+    missing file raises.
+    """
+    with open(path, "rb") as file:
+        content = file.read(limit + 1)
+    if len(content) > limit:
+        raise FileTooLargeError(
+            errno.EFBIG, f"larger than the limit of {limit} bytes", os.fspath(path)
+        )
+    return content
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import struct
@@ -289,3 +290,24 @@ def test_hostile_json_is_rejected_by_member(member, content, reason):
     with pytest.raises(EvidenceError, match=reason) as raised:
         read_bundle(data)
     assert member in str(raised.value)
+
+
+def test_read_bounded_stops_at_limit_of_endless_file():
+    from ledger.evidence import read_bounded
+
+    with pytest.raises(OSError, match="larger than the limit of 1048576 bytes") as raised:
+        read_bounded("/dev/zero", MIB)
+    assert raised.value.filename == "/dev/zero"
+    assert raised.value.errno == errno.EFBIG
+
+
+def test_read_bounded_reads_file_up_to_limit(tmp_path):
+    from ledger.evidence import read_bounded
+
+    path = tmp_path / "policy.txt"
+    path.write_bytes(b"p" * 100)
+    assert read_bounded(path, 100) == b"p" * 100
+    with pytest.raises(OSError, match="limit of 99 bytes"):
+        read_bounded(path, 99)
+    with pytest.raises(FileNotFoundError):
+        read_bounded(tmp_path / "missing.txt", 100)

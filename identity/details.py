@@ -17,16 +17,70 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _PHONE = re.compile(r"\+[1-9][0-9]{6,14}")
 _DOCUMENT_NUMBER = re.compile(r"[A-Z0-9]{2,20}")
 _PARTY_ID = re.compile(r"[0-9a-f]{32}")
-MAX_NAME_LENGTH = 200
+# A name becomes the commonName or organizationName of the party's
+# certificate. RFC 5280 bounds both at 64 characters, and cryptography
+# (50.0) checks the commonName bound in bytes of UTF-8, so the limit is in
+# UTF-8 bytes.
+MAX_NAME_BYTES = 64
+# Bidirectional embeddings, overrides (U+202A-U+202E) and isolates
+# (U+2066-U+2069) make text display in another order than it is stored.
+_BIDI_CONTROLS = frozenset(
+    chr(code) for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
+)
+
+
+def unsafe_text_reason(value: str) -> str | None:
+    """Return why `value` is unsafe to store and display, or None if it is safe.
+
+    Rejects lone surrogates, which no UTF-8 encoder accepts. Rejects control
+    characters (C0, DEL and C1, tab and line breaks included), the line and
+    paragraph separators U+2028 and U+2029, and bidirectional controls.
+    Rejects empty text and text made only of white space and invisible
+    format characters such as U+200B. Letters, marks, digits, spaces,
+    punctuation and symbols of every script pass.
+    """
+    if not value:
+        return "is empty"
+    visible = False
+    for position, character in enumerate(value):
+        category = unicodedata.category(character)
+        code_point = f"U+{ord(character):04X}"
+        if category == "Cs":
+            return f"contains the lone surrogate {code_point} at position {position}"
+        if category in ("Cc", "Zl", "Zp"):
+            return (
+                f"contains the control character or line separator {code_point} "
+                f"at position {position}"
+            )
+        if character in _BIDI_CONTROLS:
+            return (
+                f"contains the bidirectional control {code_point} at position "
+                f"{position}"
+            )
+        if category not in ("Cf", "Zs"):
+            visible = True
+    if not visible:
+        return "contains only white space or invisible characters"
+    return None
+
+
+def _check_text(value: str, field: str) -> None:
+    reason = unsafe_text_reason(value)
+    if reason is not None:
+        raise InvalidInputError(f"{field} {reason}; send printable text only")
 
 
 def _clean_name(value: str, field: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{field} must be text, got {type(value).__name__}")
+    _check_text(value, field)
     text = unicodedata.normalize("NFC", " ".join(value.split()))
-    if not text:
-        raise InvalidInputError(f"{field} is missing; give a non-empty {field}")
-    if len(text) > MAX_NAME_LENGTH:
+    size = len(text.encode())
+    if size > MAX_NAME_BYTES:
         raise InvalidInputError(
-            f"{field} has {len(text)} characters; the maximum is {MAX_NAME_LENGTH}"
+            f"{field} is {size} bytes long in UTF-8 ({len(text)} characters); a "
+            f"certificate name attribute holds at most {MAX_NAME_BYTES} bytes, "
+            f"so shorten the {field}"
         )
     return text
 
@@ -43,7 +97,18 @@ def normalise_document_number(value: str, field: str = "national_id") -> str:
 
 def normalise_email(value: str) -> str:
     """Return an e-mail address with its domain in lower case."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"email must be text, got {type(value).__name__}")
+    _check_text(value, "email")
     text = value.strip()
+    for position, character in enumerate(text):
+        # Zero-width and other format characters make two addresses that
+        # display alike compare different.
+        if unicodedata.category(character) == "Cf":
+            raise InvalidInputError(
+                f"email contains the invisible character U+{ord(character):04X} "
+                f"at position {position}; send the address without it"
+            )
     if not _EMAIL.fullmatch(text):
         raise InvalidInputError(f"invalid email {value!r}: expected local@domain.tld")
     local, domain = text.rsplit("@", 1)

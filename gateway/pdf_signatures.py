@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
+from cryptography import x509
 
 
 class PdfSignatureError(ValueError):
@@ -43,12 +44,46 @@ class SignatureReport:
         )
 
 
-def _roots(ca_root_pem: bytes) -> list[asn1_x509.Certificate]:
-    roots = []
-    if ca_root_pem:
-        for _, _, der in pem.unarmor(ca_root_pem, multiple=True):
-            roots.append(asn1_x509.Certificate.load(der))
-    return roots
+def load_certificates(pem_bytes: bytes, name: str) -> list[asn1_x509.Certificate]:
+    """Parse every certificate of a PEM file; raise PdfSignatureError naming `name` otherwise.
+
+    Empty or blank input gives no certificate. Any other block than a
+    CERTIFICATE, or DER that cryptography cannot parse strictly, is rejected,
+    so a damaged file fails its check with a reason instead of failing
+    later inside pyHanko.
+    """
+    if not pem_bytes.strip():
+        return []
+    certificates = []
+    try:
+        for block_type, _, der in pem.unarmor(pem_bytes, multiple=True):
+            if block_type != "CERTIFICATE":
+                raise PdfSignatureError(
+                    f"{name} contains a {block_type} block where a CERTIFICATE "
+                    "is expected"
+                )
+            x509.load_der_x509_certificate(der)
+            certificates.append(asn1_x509.Certificate.load(der))
+    except PdfSignatureError:
+        raise
+    except ValueError as error:
+        raise PdfSignatureError(
+            f"{name} is not a PEM certificate file: {error}"
+        ) from error
+    return certificates
+
+
+def check_certificate_chains(chains: dict[str, bytes]) -> None:
+    """Check that each signer chain (party id to PEM) parses as certificates.
+
+    Raises PdfSignatureError naming the member `certs/<party_id>.pem`. It
+    compares them with nothing: check 9 matches the PDF signers against the
+    certificates the log entries name.
+    """
+    for party_id, chain in sorted(chains.items()):
+        name = f"the signer chain certs/{party_id}.pem"
+        if not load_certificates(chain, name):
+            raise PdfSignatureError(f"{name} contains no certificate")
 
 
 async def _validate(
@@ -77,7 +112,8 @@ async def _validate(
     # The TSA root is trusted for the signatures' time stamps only in effect:
     # a signer certificate chains to it only if the TSA issued it.
     context = ValidationContext(
-        trust_roots=_roots(ca_root_pem) + _roots(tsa_root_pem),
+        trust_roots=load_certificates(ca_root_pem, "the CA root")
+        + load_certificates(tsa_root_pem, "the TSA root"),
         allow_fetching=False,
         revocation_mode="soft-fail",
     )

@@ -33,10 +33,19 @@ Record = dict[str, Any]
 STATUSES = ("uploaded", "signed", "sent", "countersigned", "stored")
 _SEPARATOR = b"\x00"
 DEFAULT_LIMIT = 100
+# Creation times a search accepts, in milliseconds since the epoch: from the
+# epoch (the index stores unsigned 8-byte times) to the start of year 10000,
+# past which Python's datetime cannot go.
+MIN_CREATED = 0
+MAX_CREATED = 253_402_300_800_000
 
 
 class ContractIndexError(Exception):
     """A contract record or a search request is invalid, or the id already exists."""
+
+
+class InvalidSearchError(ContractIndexError, ValueError):
+    """A search filter is invalid, such as an unknown status or a time before 1970."""
 
 
 class ContractNotFoundError(ContractIndexError, LookupError):
@@ -186,11 +195,21 @@ class ContractIndex:
         party is given, else the status index, else the date index.
         """
         if limit < 1:
-            raise ContractIndexError(f"limit must be at least 1, got {limit}")
+            raise InvalidSearchError(f"limit must be at least 1, got {limit}")
         if status is not None and status not in STATUSES:
-            raise ContractIndexError(
+            raise InvalidSearchError(
                 f"unknown status {status!r}; use one of {', '.join(STATUSES)}"
             )
+        for bound_name, bound in (
+            ("created_from", created_from),
+            ("created_until", created_until),
+        ):
+            if bound is not None and not MIN_CREATED <= bound <= MAX_CREATED:
+                raise InvalidSearchError(
+                    f"{bound_name} {bound} ms since the epoch is out of range; "
+                    "give a time from 1970-01-01T00:00:00Z up to the end of "
+                    "year 9999"
+                )
         if party is not None:
             name, prefix = "by_party", party.encode() + _SEPARATOR
         elif status is not None:

@@ -14,22 +14,66 @@ import asyncio
 import hashlib
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
 from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
 
+from identity.details import unsafe_text_reason
+
 logger = logging.getLogger(__name__)
+
+
+# local@domain.tld, the form that identity.details accepts for enrolled
+# addresses.
+_ADDR_SPEC = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 
 
 class NotificationError(Exception):
     """A message could not be delivered."""
+
+
+class InvalidAddressError(NotificationError, ValueError):
+    """A recipient address given by the caller is not one e-mail address."""
+
+
+def check_address(address: str, role: str = "recipient") -> None:
+    """Raise InvalidAddressError unless `address` is exactly one e-mail address.
+
+    Accepts `local@domain.tld` or `Display Name <local@domain.tld>`. Rejects
+    control characters (so CR LF cannot start another header such as Bcc),
+    lone surrogates, bidirectional controls and lists of addresses.
+    """
+    if not isinstance(address, str):
+        raise InvalidAddressError(
+            f"the {role} e-mail address must be text, got {type(address).__name__}"
+        )
+    reason = unsafe_text_reason(address)
+    if reason is not None:
+        raise InvalidAddressError(
+            f"invalid {role} e-mail address {address!r}: it {reason}"
+        )
+    parsed = getaddresses([address])
+    if len(parsed) != 1 or not _ADDR_SPEC.fullmatch(parsed[0][1]):
+        raise InvalidAddressError(
+            f"invalid {role} e-mail address {address!r}: expected one address "
+            "such as ada@example.org or Ada Lovelace <ada@example.org>"
+        )
+    if not parsed[0][1].isascii():
+        # email.policy.SMTP would write a non-ASCII address as RFC 2047
+        # encoded words, which RFC 2047 section 5 forbids in an addr-spec,
+        # and the notifiers do not use SMTPUTF8.
+        raise InvalidAddressError(
+            f"invalid {role} e-mail address {address!r}: the address itself "
+            "must be ASCII; give its ASCII form (the display name may be any text)"
+        )
 
 
 class Notifier(Protocol):
@@ -50,10 +94,18 @@ def build_contract_message(
     filename: str,
     domain: str = "ledger.invalid",
 ) -> EmailMessage:
-    """Return an e-mail from sender to recipient with document as a PDF attachment."""
-    for role, address in (("sender", sender), ("recipient", recipient)):
-        if "@" not in parseaddr(address)[1]:
-            raise NotificationError(f"invalid {role} e-mail address {address!r}")
+    """Return an e-mail from sender to recipient with document as a PDF attachment.
+
+    Raises InvalidAddressError for a malformed recipient, and
+    NotificationError for a malformed sender, which is configuration.
+    """
+    check_address(recipient)
+    try:
+        check_address(sender, "sender")
+    except InvalidAddressError as error:
+        raise NotificationError(
+            f"{error}; fix the sender address in the configuration"
+        ) from error
     message = EmailMessage(policy=SMTP)
     message["From"] = sender
     message["To"] = recipient

@@ -45,6 +45,9 @@ _SEARCH_WINDOW = 1024
 # an attribute (pdfaid:part="1") or as an element (<pdfaid:part>1<...>).
 PDFA_PART = re.compile(rb"pdfaid:part\s*(?:=\s*[\"']|>)\s*(\d)")
 _PDFA_CONFORMANCE = re.compile(rb"pdfaid:conformance\s*(?:=\s*[\"']|>)\s*([ABUabu])")
+# qpdf names an in-memory input by its Python repr, as in
+# "stream <_io.BytesIO object at 0x7f...>: unable to find trailer".
+_STREAM_NAME = re.compile(r"(?:stream\s+)?<[^<>]*\bobject at 0x[0-9A-Fa-f]+>:?\s*")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class PreparedPdf:
 @dataclass(frozen=True)
 class _Inspection:
     qpdf_warnings: tuple[str, ...]
+    page_count: int
     signature_count: int
     docmdp_permission: int | None
     encrypted: bool
@@ -91,6 +95,11 @@ def prepare_pdf(data: bytes, password: str | None = None) -> PreparedPdf:
     # 2. qpdf reads every object, which repairs and reports a damaged
     #    cross-reference table, and lists the signatures and permissions.
     inspection = _inspect_with_qpdf(data, password)
+    if inspection.page_count == 0:
+        raise InvalidPdfError(
+            "the PDF has no pages, so there is nothing to sign and no page to "
+            "place a signature on; upload a PDF with at least one page"
+        )
     if inspection.docmdp_permission == 1:
         raise ChangesForbiddenError(
             "the PDF carries a certification signature with DocMDP permission "
@@ -165,26 +174,42 @@ def _inspect_with_qpdf(data: bytes, password: str | None) -> _Inspection:
     except pikepdf.PasswordError as exc:
         raise _password_error(password) from exc
     except pikepdf.PdfError as exc:
-        raise InvalidPdfError(f"qpdf cannot read the PDF: {exc}") from exc
+        raise _damaged_error(exc) from exc
     with pdf:
         try:
             # Resolving every object makes qpdf check each cross-reference
             # entry and rebuild the table when one is wrong.
             for _ in pdf.objects:
                 pass
-            warnings = tuple(str(warning) for warning in pdf.get_warnings())
+            warnings = tuple(
+                _qpdf_message(str(warning)) for warning in pdf.get_warnings()
+            )
+            page_count = len(pdf.pages)
             signature_count = _count_signatures(pdf)
             docmdp_permission = _docmdp_permission(pdf)
             pdfa = _pdfa_flavour(pdf)
         except pikepdf.PdfError as exc:
-            raise InvalidPdfError(f"qpdf cannot read the PDF: {exc}") from exc
+            raise _damaged_error(exc) from exc
         return _Inspection(
             qpdf_warnings=warnings,
+            page_count=page_count,
             signature_count=signature_count,
             docmdp_permission=docmdp_permission,
             encrypted=pdf.is_encrypted,
             pdfa=pdfa,
         )
+
+
+def _qpdf_message(text: str) -> str:
+    """Return a qpdf message without the repr of the in-memory stream it names."""
+    return _STREAM_NAME.sub("", text).strip()
+
+
+def _damaged_error(exc: pikepdf.PdfError) -> InvalidPdfError:
+    return InvalidPdfError(
+        "the PDF is damaged beyond repair: qpdf cannot read it "
+        f"({_qpdf_message(str(exc))}); ask the sender for an intact copy"
+    )
 
 
 def _password_error(password: str | None) -> PasswordError:
@@ -314,7 +339,9 @@ def rewrite_with_qpdf(data: bytes, password: str | None, pdfa: str | None) -> by
                 encryption=pdf.is_encrypted,
             )
     except pikepdf.PdfError as exc:
-        raise InvalidPdfError(f"qpdf failed to rewrite the PDF: {exc}") from exc
+        raise InvalidPdfError(
+            f"qpdf failed to rewrite the PDF: {_qpdf_message(str(exc))}"
+        ) from exc
     return output.getvalue()
 
 

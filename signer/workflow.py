@@ -61,6 +61,7 @@ import logging
 import secrets
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -201,18 +202,27 @@ class ContractEvidence:
     certificates: dict[str, list[bytes]]
 
 
+# One thread for the PDF work of every contract service in the process.
+# pyHanko's work is mostly pure Python, so more threads would not run it
+# faster under the GIL, and each one more takes the GIL from the event loop.
+_PDF_WORKER = ThreadPoolExecutor(1, thread_name_prefix="pdf-work")
+
+
 async def _in_worker_thread(
     function: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any
 ) -> T:
-    """Run the coroutine function `function` to completion in a worker thread.
+    """Run the coroutine function `function` to completion in the PDF worker thread.
 
     pyHanko's signing and validation coroutines compute for tens to hundreds
-    of milliseconds between awaits; on the service's event loop that would
-    stall every other request. The coroutine gets an event loop of its own,
-    so everything it awaits must be free of the caller's loop (the in-process
-    time stamper is).
+    of milliseconds between awaits, and on the service's event loop that
+    would stall every other request. The coroutine gets an event loop of its
+    own, so everything it awaits must be free of the caller's loop (the
+    in-process time stamper is).
     """
-    return await asyncio.to_thread(lambda: asyncio.run(function(*args, **kwargs)))
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        _PDF_WORKER, lambda: asyncio.run(function(*args, **kwargs))
+    )
 
 
 def _now_ms(clock: Callable[[], datetime]) -> int:

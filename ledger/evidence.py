@@ -57,6 +57,7 @@ import io
 import json
 import os
 import re
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -69,6 +70,10 @@ FORMAT = "ledger-evidence/v1"
 MAX_MEMBER_SIZE = 64 * 1024 * 1024
 MAX_TOTAL_SIZE = 128 * 1024 * 1024
 MAX_MEMBERS = 4096
+# zipfile parses the whole central directory into ZipInfo objects (several
+# hundred bytes each) before MAX_MEMBERS can be checked, so its size is
+# bounded first: 1 KiB per member leaves room for long names and extra fields.
+MAX_CENTRAL_DIRECTORY_SIZE = MAX_MEMBERS * 1024
 # Files a verifier reads before parsing: a bundle (its members plus room for
 # ZIP headers), and a trust policy or root certificate, which are a few KiB.
 MAX_BUNDLE_SIZE = MAX_TOTAL_SIZE + 8 * 1024 * 1024
@@ -300,7 +305,34 @@ def _check_name(info: zipfile.ZipInfo) -> None:
     )
 
 
+def _check_central_directory(data: bytes) -> None:
+    """Reject a ZIP file whose central directory is too large to parse safely.
+
+    It finds the end of central directory record the way zipfile does (the
+    last signature in the final 64 KiB and 22 bytes) and leaves any other
+    damage for zipfile to report.
+    """
+    end = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 0xFFFF))
+    if end < 0 or end + 22 > len(data):
+        return
+    if end >= 20 and data[end - 20 : end - 16] == b"PK\x06\x07":
+        raise EvidenceError(
+            "the ZIP file uses ZIP64, which no bundle needs; a bundle has at "
+            f"most {MAX_MEMBERS} members and {MAX_TOTAL_SIZE} bytes"
+        )
+    (members,) = struct.unpack_from("<H", data, end + 10)
+    (size,) = struct.unpack_from("<L", data, end + 12)
+    if members > MAX_MEMBERS:
+        raise EvidenceError(f"{members} members exceed the limit of {MAX_MEMBERS}")
+    if size > MAX_CENTRAL_DIRECTORY_SIZE:
+        raise EvidenceError(
+            f"the ZIP central directory of {size} bytes exceeds "
+            f"{MAX_CENTRAL_DIRECTORY_SIZE} bytes"
+        )
+
+
 def _read_members(data: bytes) -> dict[str, bytes]:
+    _check_central_directory(data)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as error:

@@ -90,9 +90,11 @@ def write_zip(members: list[RawMember]) -> bytes:
     start = out.tell()
     directory = b"".join(central)
     out.write(directory)
+    # The end record's 16-bit member count saturates, as without ZIP64.
+    count = min(len(central), 0xFFFF)
     out.write(
         b"PK\x05\x06"
-        + struct.pack("<4H2LH", 0, 0, len(central), len(central), len(directory), start, 0)
+        + struct.pack("<4H2LH", 0, 0, count, count, len(directory), start, 0)
     )
     return out.getvalue()
 
@@ -311,3 +313,43 @@ def test_read_bounded_reads_file_up_to_limit(tmp_path):
         read_bounded(path, 99)
     with pytest.raises(FileNotFoundError):
         read_bounded(tmp_path / "missing.txt", 100)
+
+
+def test_huge_central_directory_is_rejected_before_parsing():
+    # 100,000 empty members whose end record claims one member: zipfile
+    # would build every ZipInfo before the member count could be checked.
+    members = [RawMember(f"{i}", b"", zipfile.ZIP_STORED, 0, 0) for i in range(100_000)]
+    data = bytearray(write_zip(members))
+    struct.pack_into("<2H", data, len(data) - 22 + 8, 1, 1)
+    data = bytes(data)
+    tracemalloc.start()
+    try:
+        with pytest.raises(EvidenceError, match="central directory of") as raised:
+            read_bundle(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "exceeds 4194304 bytes" in str(raised.value)
+    assert peak < 4 * MIB
+
+
+def test_member_count_is_checked_from_end_record():
+    members = [RawMember(f"{i}", b"", zipfile.ZIP_STORED, 0, 0) for i in range(5000)]
+    with pytest.raises(EvidenceError, match="5000 members exceed the limit of 4096"):
+        read_bundle(write_zip(members))
+
+
+def test_zip64_is_rejected():
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name in ("document.pdf", "manifest.json"):
+            archive.writestr(name, b"x")
+        archive.comment = b""
+    data = bytearray(out.getvalue())
+    # Insert a ZIP64 end locator in front of the end record, as zipfile
+    # writes one for more than 65,535 members.
+    end = len(data) - 22
+    locator = b"PK\x06\x07" + struct.pack("<LQL", 0, 0, 1)
+    data[end:end] = locator
+    with pytest.raises(EvidenceError, match="ZIP64"):
+        read_bundle(bytes(data))

@@ -11,12 +11,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sys
 from typing import Any
 
 import cbor2
 from aiohttp import web
 
 from gateway.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
+from identity.details import unsafe_text_reason
 
 # Limits in bytes. A contract PDF may be large; every other body is a few
 # fields. A PDF in JSON grows by a third through base64.
@@ -44,11 +46,26 @@ async def read_map(request: web.Request, limit: int = JSON_LIMIT) -> dict[str, A
     if content_type == "application/json":
         try:
             value = json.loads(raw)
+        except RecursionError as error:
+            raise MalformedRequest(
+                "body is nested too deeply to parse; send a flat map of fields"
+            ) from error
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise MalformedRequest(f"body is not valid JSON: {error}") from error
+        except ValueError as error:
+            # Python raises ValueError for an integer literal longer than
+            # sys.get_int_max_str_digits(), 4300 digits by default.
+            raise MalformedRequest(
+                "body contains an integer of more than "
+                f"{sys.get_int_max_str_digits()} digits; send shorter numbers"
+            ) from error
     elif content_type == "application/cbor":
         try:
             value = cbor2.loads(raw)
+        except RecursionError as error:
+            raise MalformedRequest(
+                "body is nested too deeply to parse; send a flat map of fields"
+            ) from error
         except (cbor2.CBORDecodeError, ValueError, TypeError) as error:
             raise MalformedRequest(f"body is not valid CBOR: {error}") from error
     else:
@@ -64,7 +81,12 @@ async def read_map(request: web.Request, limit: int = JSON_LIMIT) -> dict[str, A
 def text_field(
     body: dict[str, Any], name: str, *, required: bool = True, max_length: int = 256
 ) -> str | None:
-    """Return the text field `name`, checking its type and 1 <= length <= max_length."""
+    """Return the text field `name`, checking its type and 1 <= length <= max_length.
+
+    Rejects text that `identity.details.unsafe_text_reason` rejects: lone
+    surrogates, control characters, bidirectional controls and text made
+    only of white space or invisible characters.
+    """
     value = body.get(name)
     if value is None:
         if required:
@@ -74,6 +96,9 @@ def text_field(
         raise MalformedRequest(
             f"field {name!r} must be text of 1 to {max_length} characters"
         )
+    reason = unsafe_text_reason(value)
+    if reason is not None:
+        raise MalformedRequest(f"field {name!r} {reason}; send printable text only")
     return value
 
 

@@ -126,6 +126,8 @@ DOMAIN_ERRORS: tuple[tuple[str, type[ApiError]], ...] = (
     ("identity.errors:CustodyError", Unprocessable),
     ("identity.errors:IdentityError", Unprocessable),
     ("signer.contracts:ContractNotFoundError", NotFound),
+    ("signer.contracts:InvalidSearchError", MalformedRequest),
+    ("signer.notify:InvalidAddressError", MalformedRequest),
     ("signer.workflow:StepOrderError", Conflict),
     ("signer.workflow:NotAPartyError", Forbidden),
     ("signer.workflow:WorkflowError", Conflict),

@@ -266,11 +266,12 @@ def _check_declared_size(info: zipfile.ZipInfo) -> None:
             f"member {info.filename} of {info.file_size} bytes exceeds "
             f"{MAX_MEMBER_SIZE} bytes"
         )
-    # zlib's deflateBound() is n + n/4096 + n/16384 + 13 and stored blocks
-    # cost 5 bytes per 65,535; deflate encoders fall back to stored blocks,
-    # so more compressed data than this bound means the declared size is false.
-    # NOTE: a valid but wasteful deflate stream (e.g. only fixed Huffman
-    # codes for random bytes) could exceed it; no common encoder writes one.
+    # A deflate stored block (RFC 1951) adds at most 5 bytes to up to 65,535
+    # bytes, and encoders such as zlib fall back to stored blocks for data
+    # they cannot shrink. So compressed data beyond this bound means the
+    # declared size is false.
+    # NOTE: a valid but wasteful deflate stream (for example fixed Huffman
+    # codes over random bytes) could exceed the bound and be rejected.
     bound = info.file_size + info.file_size // 1024 + 1024
     if info.compress_size > bound:
         raise EvidenceError(

@@ -455,6 +455,15 @@ class BundleVerifier:
                     f"entry at leaf_index {logged.leaf_index} is not a valid "
                     f"entry: {error}"
                 ) from error
+        # Enrolment and consent entries name no contract; an entry that names
+        # another contract has no place in this contract's evidence.
+        for index, entry in sorted(self.state.entries.items()):
+            named = entry.get("contract")
+            if named is not None and named != bundle.contract:
+                raise CheckFailed(
+                    f"entry at leaf_index {index} belongs to contract {named!r}, "
+                    f"not to {bundle.contract!r}"
+                )
         chain = [
             index
             for index, entry in sorted(self.state.entries.items())

@@ -49,6 +49,9 @@ class Cluster:
     fetched: bytes  # a bundle assembled from the mirror's read API
     fetch_error: str  # the error for a PDF that is not in the log
     anchors: tuple[bytes, bytes]  # TSA root and CA root (PEM)
+    # Two contracts' bundles cut from one checkpoint, so that the entries and
+    # proofs of one are valid next to the other's.
+    same_checkpoint_bundles: tuple[bytes, bytes]
 
 
 async def _collect(
@@ -60,6 +63,27 @@ async def _collect(
             assert response.status == 200, (base + path, await response.text())
             responses[path] = await response.read()
     return responses
+
+
+def _bundle_tree_size(data: bytes) -> int:
+    bundle = read_bundle(data)
+    return parse_tlog_proof(bundle.entries[0].tlog_proof).parsed_checkpoint().tree_size
+
+
+async def _two_bundles_one_checkpoint(client, gateway, first) -> tuple[bytes, bytes]:
+    second = await run_workflow(
+        client,
+        gateway.operator_token,
+        gateway.outbox.latest_code,
+        build_contract_pdf(),
+    )
+    for _ in range(50):
+        await asyncio.sleep(0.3)
+        one = await client.evidence(first.first_signer, first.contract_id)
+        two = await client.evidence(second.first_signer, second.contract_id)
+        if _bundle_tree_size(one) == _bundle_tree_size(two):
+            return one, two
+    raise AssertionError("the two bundles never shared a checkpoint")
 
 
 async def _run_cluster(folder: Path) -> Cluster:
@@ -133,6 +157,9 @@ async def _run_cluster(folder: Path) -> Cluster:
                     await asyncio.sleep(0.2)
                 log_responses = await _collect(session, gateway.url, paths)
                 mirror_responses = await _collect(session, mirror.url, paths)
+                same_checkpoint_bundles = await _two_bundles_one_checkpoint(
+                    client, gateway, outcome
+                )
             anchors = (gateway.tsa_root_pem, gateway.ca_root_pem())
             fetched = await _fetch(
                 outcome.signed_pdf, mirror.url, *anchors, gateway.policy_text()
@@ -160,6 +187,7 @@ async def _run_cluster(folder: Path) -> Cluster:
         fetched,
         fetch_error,
         anchors,
+        same_checkpoint_bundles,
     )
 
 
@@ -400,6 +428,25 @@ def test_dropped_entry_breaks_the_chain(cluster):
     number, reason = only_failure(outcome(data, cluster.policy, cluster.anchors))
     assert number == 7
     assert "does not chain" in reason
+
+
+def test_entry_of_other_contract_fails(cluster):
+    own, other = cluster.same_checkpoint_bundles
+    foreign = read_bundle(other)
+    upload = next(e for e in foreign.manifest["entries"] if e["type"] == "upload")
+    logged = next(e for e in foreign.entries if e.leaf_index == upload["leaf_index"])
+    data = replace_members(
+        own,
+        {
+            f"entries/{logged.leaf_index}.cbor": logged.entry,
+            f"proofs/{logged.leaf_index}.tlog-proof": logged.tlog_proof,
+        },
+    )
+    result = outcome(data, cluster.policy, cluster.anchors)
+    assert status_of(outcome(own, cluster.policy, cluster.anchors))[7] == "passed"
+    number, reason = only_failure(result)
+    assert number == 7
+    assert "belongs to contract" in reason
 
 
 def test_dropped_consent_entry_fails(cluster):

@@ -32,7 +32,7 @@ venv: $(STAMP)
 
 run: system venv
 	LEDGER_PASSPHRASE=$${LEDGER_PASSPHRASE:-demo-passphrase-change-me} \
-	  $(VENV)/bin/ledger demo --out $(OUT)
+	  $(VENV)/bin/ledger demo --out $(OUT) --force
 
 test: system venv
 	$(PY) -m pytest -n 2 -q

@@ -226,7 +226,14 @@ class ServiceWorkflow:
         from gateway.evidence_builder import TrustMaterial, build_bundle
         from ledger.evidence import Salt
 
-        self._record(party_id, contract_id)
+        record = self._record(party_id, contract_id)
+        # A bundle's document is the stored, twice-signed PDF; before the
+        # store step there is no final document to prove.
+        if record["status"] != "stored":
+            raise Conflict(
+                f"contract {contract_id} is {record['status']}, not stored; its "
+                "evidence bundle is available once the store step is done"
+            )
         inputs = await self.contracts.evidence_inputs(contract_id)
         leaf_indexes = [entry.leaf_index for entry in inputs.entries]
         salts = [Salt(o.leaf_index, o.label, o.value, o.salt) for o in inputs.openings]

@@ -168,6 +168,16 @@ async def test_step_out_of_order_appends_nothing(client, gateway):
     assert gateway.store.tree_size() == before
 
 
+async def test_evidence_needs_stored_contract(client, gateway):
+    outcome = await workflow(client, gateway, build_contract_pdf())
+    first, second = outcome.first_signer, outcome.countersigner
+    contract = await client.upload(first, build_contract_pdf(), second)
+    with pytest.raises(ApiCallError) as raised:
+        await client.evidence(first, contract["contract_id"])
+    assert raised.value.status == 409
+    assert "not stored" in str(raised.value)
+
+
 async def test_other_party_cannot_read_contract(client, gateway):
     owner = await workflow(client, gateway, build_contract_pdf())
     stranger = await workflow(client, gateway, build_contract_pdf())

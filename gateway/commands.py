@@ -178,17 +178,22 @@ def run_verify(args: argparse.Namespace) -> int:
     """
     from gateway.report import render_text, write_report
     from gateway.verify import TrustAnchor, verify_bundle
+    from ledger.evidence import MAX_ANCHOR_SIZE, MAX_BUNDLE_SIZE, read_bounded
 
     try:
-        data = args.evidence.read_bytes()
-        policy_text = args.policy.read_bytes() if args.policy else None
+        data = read_bounded(args.evidence, MAX_BUNDLE_SIZE)
+        policy_text = (
+            read_bounded(args.policy, MAX_ANCHOR_SIZE) if args.policy else None
+        )
         tsa_root = (
-            TrustAnchor(args.tsa_root.read_bytes(), str(args.tsa_root))
+            TrustAnchor(
+                read_bounded(args.tsa_root, MAX_ANCHOR_SIZE), str(args.tsa_root)
+            )
             if args.tsa_root
             else None
         )
         ca_root = (
-            TrustAnchor(args.ca_root.read_bytes(), str(args.ca_root))
+            TrustAnchor(read_bounded(args.ca_root, MAX_ANCHOR_SIZE), str(args.ca_root))
             if args.ca_root
             else None
         )

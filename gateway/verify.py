@@ -581,12 +581,17 @@ class BundleVerifier:
     def check_pdf_signatures(self, check: Check) -> None:
         from cryptography.hazmat.primitives.serialization import Encoding
 
-        from gateway.pdf_signatures import PdfSignatureError, validate_signatures
+        from gateway.pdf_signatures import (
+            PdfSignatureError,
+            check_certificate_chains,
+            validate_signatures,
+        )
 
         bundle = self.state.bundle
         assert self.ca_root is not None and self.tsa_root is not None
         self._check_password(bundle.document)
         try:
+            check_certificate_chains(bundle.certificate_chains)
             signatures = validate_signatures(
                 bundle.document, self.ca_root.pem, self.tsa_root.pem, self.password
             )

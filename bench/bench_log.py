@@ -16,7 +16,7 @@ Figures, each measured in the same run:
 
 The large log is built through LogStore.append_batch directly (batches of
 20,000), not through the sequencer, to keep the build within minutes; the
-output says so. LEDGER_BENCH_LARGE_SECONDS (default 480) caps the build, and
+output says so. LEDGER_BENCH_LARGE_SECONDS (default 600) caps the build, and
 the figures then name the size reached. Each log part runs in a child
 process so that its peak RSS is its own.
 """
@@ -300,7 +300,7 @@ def run(report) -> None:
     """Run every log figure and add it to the report."""
     count = int(os.environ.get("LEDGER_BENCH_ENTRIES", 1_000_000))
     large = int(os.environ.get("LEDGER_BENCH_LARGE", 10_000_000))
-    limit = float(os.environ.get("LEDGER_BENCH_LARGE_SECONDS", 480))
+    limit = float(os.environ.get("LEDGER_BENCH_LARGE_SECONDS", 600))
     work = Path(tempfile.mkdtemp(prefix="bench-log-"))
     try:
         print(f"load average before: {os.getloadavg()}", flush=True)

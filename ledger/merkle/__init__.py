@@ -20,6 +20,7 @@ from ledger.merkle.stored import (
     root_hash,
     root_hash_ids,
     stored_hashes_for_leaf,
+    stored_hashes_for_range,
     subtree_ids,
 )
 from ledger.merkle.tile import (
@@ -73,6 +74,7 @@ __all__ = [
     "root_hash_ids",
     "stored_hash_from_tile",
     "stored_hashes_for_leaf",
+    "stored_hashes_for_range",
     "subtree_ids",
     "tile_for_stored_hash",
     "tile_path",

@@ -12,7 +12,7 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class AppendResult:
-    """Where an entry sits in the log once its batch is committed durably."""
+    """The position of an entry in the log once its batch is committed durably."""
 
     leaf_index: int
     leaf_hash: bytes

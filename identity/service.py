@@ -11,8 +11,10 @@ entry contains no personal data, and its party_id stays unknown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -82,6 +84,37 @@ class _PendingEnrolment:
     expires: datetime
 
 
+@dataclass
+class _HeldLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The tasks that hold or await the lock. At 0 the lock is dropped.
+    users: int = 0
+
+
+class _KeyedLocks:
+    """One asyncio.Lock per key, created on first use and dropped when unused."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, _HeldLock] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        """Hold the lock of `key` for the body of an `async with` block."""
+        keyed_lock = self._locks.setdefault(key, _HeldLock())
+        keyed_lock.users += 1
+        try:
+            async with keyed_lock.lock:
+                yield
+        finally:
+            keyed_lock.users -= 1
+            if keyed_lock.users == 0:
+                del self._locks[key]
+
+    def __len__(self) -> int:
+        """Return how many keys have a task holding or awaiting their lock."""
+        return len(self._locks)
+
+
 class IdentityService:
     """The identity service over its private store, its CA and the log."""
 
@@ -103,9 +136,12 @@ class IdentityService:
         # NOTE: pending enrolments live in memory, so a restart between
         # begin and complete loses them and the party must begin again.
         self._pending: dict[str, _PendingEnrolment] = {}
-        # One writer at a time, so that each entry's `prev` is the party's
-        # latest leaf hash and a TOTP step is never accepted twice.
-        self._lock = asyncio.Lock()
+        # One writer at a time per party, so that each entry's `prev` is the
+        # party's latest leaf hash, a TOTP step is never accepted twice and
+        # failure counts add up. Different parties proceed concurrently.
+        self._party_locks = _KeyedLocks()
+        # One enrolment at a time per national_id or registration_number.
+        self._enrolment_locks = _KeyedLocks()
 
     # Enrolment.
 
@@ -209,12 +245,24 @@ class IdentityService:
         result = self._verifier.complete(challenge_id, code)
         del self._pending[challenge_id]
 
-        async with self._lock:
+        details = pending.details
+        if isinstance(details, PersonDetails):
+            index_key = f"national_id:{details.national_id}"
+            async with self._enrolment_locks.hold(index_key):
+                return await self._enrol(pending, result)
+        index_key = f"registration_number:{details.registration_number}"
+        # The signatory's lock keeps it from being revoked or erased while
+        # the enterprise it signs for is enrolled. This service takes locks in
+        # this order only (enrolment, then party), so no deadlock can form.
+        async with (
+            self._enrolment_locks.hold(index_key),
+            self._party_locks.hold(details.signatory),
+        ):
             return await self._enrol(pending, result)
 
     async def _enrol(self, pending: _PendingEnrolment, result: ProofingResult) -> Party:
-        # 1. Check again under the lock: the same person may have completed
-        #    another enrolment since this one began.
+        # 1. Check again under the enrolment lock: the same person may have
+        #    completed another enrolment since this one began.
         details = pending.details
         index_value = (
             details.national_id
@@ -225,9 +273,16 @@ class IdentityService:
         party_id = secrets.token_hex(16)
 
         # 2. The certificate: issued here with a new custody key, or brought.
-        signing_key = None
+        encrypted_key = None
         if pending.certificate is None:
-            signing_key = generate_key(self._settings.key_type)
+            # Key generation (RSA-3072 above all) and encryption run in a
+            # worker thread so that the event loop keeps serving other parties.
+            signing_key = await asyncio.to_thread(generate_key, self._settings.key_type)
+            encrypted_key = await asyncio.to_thread(
+                encrypt_private_key,
+                signing_key,
+                self._store.custody_passphrase(party_id),
+            )
             certificate = self._ca.issue(
                 self._subject(details, party_id),
                 signing_key.public_key(),
@@ -274,9 +329,8 @@ class IdentityService:
         }
         if signatory is not None:
             record["signatory"] = signatory
-        if signing_key is not None:
-            passphrase = self._store.custody_passphrase(party_id)
-            record["key"] = encrypt_private_key(signing_key, passphrase)
+        if encrypted_key is not None:
+            record["key"] = encrypted_key
         self._store.insert(party_id, record, {_INDEX_LABEL[pending.kind]: index_value})
         logger.info(
             "enrolled %s party_id=%s leaf_index=%d custody=%s",
@@ -388,7 +442,7 @@ class IdentityService:
         whole consent step for a party that signs client-side; custody
         signers call `unlock_signing_key` instead.
         """
-        async with self._lock:
+        async with self._party_locks.hold(party_id):
             record, certificate = self._signable(party_id, document_digest)
             return await self._consent(
                 party_id, record, certificate, code, document_digest
@@ -405,7 +459,7 @@ class IdentityService:
         case nothing is appended. See identity.custody for what does and
         does not protect the key.
         """
-        async with self._lock:
+        async with self._party_locks.hold(party_id):
             record, certificate = self._signable(party_id, document_digest)
             if record["custody"] != custody.SERVICE:
                 raise CustodyError(
@@ -415,8 +469,15 @@ class IdentityService:
             appended = await self._consent(
                 party_id, record, certificate, code, document_digest
             )
-            private_key = decrypt_private_key(
-                record["key"], self._store.custody_passphrase(party_id)
+            # Decrypting the PKCS#8 key derives its key from the passphrase,
+            # CPU work that runs in a worker thread so that the event loop
+            # keeps serving other parties meanwhile. It stays under the
+            # party's lock, so that no revocation slips in between the
+            # consent and the handing out of the key.
+            private_key = await asyncio.to_thread(
+                decrypt_private_key,
+                record["key"],
+                self._store.custody_passphrase(party_id),
             )
         chain = [x509.load_der_x509_certificate(der) for der in record["chain"]]
         return custody.UnlockedKey(private_key, certificate, chain, appended)
@@ -495,7 +556,7 @@ class IdentityService:
         brought was not issued here, so only the log and the store record
         its revocation.
         """
-        async with self._lock:
+        async with self._party_locks.hold(party_id):
             return await self._revoke(party_id, reason)
 
     async def _revoke(
@@ -531,7 +592,7 @@ class IdentityService:
         The log keeps its entries and stays valid; without the salts no one
         can link their commitments to the person.
         """
-        async with self._lock:
+        async with self._party_locks.hold(party_id):
             record = self._active_record(party_id)
             await self._revoke(party_id, x509.ReasonFlags.cessation_of_operation)
             label = _INDEX_LABEL[record["kind"]]

@@ -9,7 +9,10 @@ option, a missing LEDGER_PASSPHRASE).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 EXIT_FAILURE = 1
@@ -37,8 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="serve the log's read API",
         description="Serve /log/checkpoint, tiles, entry bundles and proofs."
         " With LEDGER_PASSPHRASE set and without --read-only it also publishes"
-        " checkpoints, cosigned by the witnesses in the log's configuration."
-        " Exits 1 when the address is busy and 2 for invalid options.",
+        " checkpoints, cosigned by the witnesses in the log's configuration"
+        " and, with --tsa, time-stamped by that RFC 3161 authority (served at"
+        " /log/checkpoint.tsr). Exits 1 when the address is busy and 2 for"
+        " invalid options.",
     )
     serve.add_argument("--data", required=True, type=Path, metavar="DIR",
                        help="data folder that `ledger init` created")
@@ -48,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="serve without loading the key or publishing checkpoints,"
                        " e.g. for a log whose witnesses are gone (also the behaviour"
                        " when LEDGER_PASSPHRASE is unset)")
+    serve.add_argument("--tsa", default=None, metavar="URL",
+                       help="time-stamp each checkpoint at this RFC 3161 URL,"
+                       " e.g. http://127.0.0.1:3180/tsa of `ledger tsa serve`."
+                       " While it fails, checkpoints are published without a"
+                       " time-stamp token and a warning is logged at most once"
+                       " a minute")
     _add_checkpoint_options(serve)
     serve.set_defaults(handler=_serve)
 
@@ -178,6 +189,12 @@ def _serve(args: argparse.Namespace) -> int:
     problem = _check_intervals(args)
     if problem:
         return _fail(problem, EXIT_USAGE)
+    if args.tsa is not None and not args.tsa.startswith(("http://", "https://")):
+        return _fail(
+            f"--tsa {args.tsa!r} is not an http:// or https:// URL; give the"
+            " TSA's /tsa URL, e.g. http://127.0.0.1:3180/tsa",
+            EXIT_USAGE,
+        )
     passphrase = None if args.read_only else _passphrase()
     try:
         log = _open(args, passphrase)
@@ -197,10 +214,12 @@ async def _serve_log(log, args: argparse.Namespace, host: str, port: int) -> int
     import asyncio
     import signal
 
+    import aiohttp
     from aiohttp import web
 
     from ledger.http import add_read_routes
     from ledger.note import NoteError
+    from ledger.tsa.client import DEFAULT_TIMEOUT, remote_stamper
 
     app = web.Application()
     add_read_routes(app, log.store)
@@ -217,6 +236,7 @@ async def _serve_log(log, args: argparse.Namespace, host: str, port: int) -> int
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stop.set)
     publisher = None
+    tsa_session = None
     if log.signer is None:
         reason = "--read-only" if args.read_only else "LEDGER_PASSPHRASE is unset"
         print(
@@ -226,17 +246,27 @@ async def _serve_log(log, args: argparse.Namespace, host: str, port: int) -> int
         )
     else:
         _limit_repeated_warnings()
+        time_stamp = None
+        if args.tsa is not None:
+            logging.getLogger("ledger.publisher").addFilter(TimeStampWarningFilter())
+            tsa_session = aiohttp.ClientSession(timeout=DEFAULT_TIMEOUT)
+            time_stamp = remote_stamper(args.tsa, tsa_session)
         try:
             publisher = log.make_publisher(
-                interval=args.checkpoint_interval, idle_interval=args.idle_interval
+                interval=args.checkpoint_interval,
+                idle_interval=args.idle_interval,
+                time_stamp=time_stamp,
             )
         except NoteError as error:
             await runner.cleanup()
+            if tsa_session is not None:
+                await tsa_session.close()
             return _fail(f"invalid witness in the configuration of {args.data}: {error}")
         await publisher.start()
+        stamped = f", time-stamped by {args.tsa}" if args.tsa is not None else ""
         print(
             f"ledger serve: serving log {log.config.origin} on {url}/log/ and"
-            " publishing checkpoints",
+            f" publishing checkpoints{stamped}",
             flush=True,
         )
     try:
@@ -246,7 +276,56 @@ async def _serve_log(log, args: argparse.Namespace, host: str, port: int) -> int
         if publisher is not None:
             await publisher.close()
             await log.close_hooks()
+        if tsa_session is not None:
+            await tsa_session.close()
     return 0
+
+
+class TimeStampWarningFilter(logging.Filter):
+    """A logging filter that collapses failed time-stamp warnings across tree sizes.
+
+    The publisher names the tree_size in each warning, so while the TSA is
+    down every new checkpoint would log a new line. A warning whose
+    arguments contain the stamping error is keyed on that error alone: the
+    first passes, repeats within `window` seconds are dropped, and the next
+    one after it passes with the number dropped. Other records pass.
+    """
+
+    def __init__(
+        self, window: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self.window = window
+        self.clock = clock
+        # error text -> [time it last passed, repeats dropped since then]
+        self._seen: dict[str, list] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from ledger.tsa.errors import TimeStampError
+
+        if record.levelno < logging.WARNING or not isinstance(record.args, tuple):
+            return True
+        errors = [
+            arg for arg in record.args if isinstance(arg, (TimeStampError, TimeoutError))
+        ]
+        if not errors:
+            return True
+        key = f"{type(errors[0]).__name__}: {errors[0]}"
+        now = self.clock()
+        seen = self._seen.get(key)
+        if seen is None:
+            if len(self._seen) >= 256:
+                self._seen.pop(next(iter(self._seen)))
+            self._seen[key] = [now, 0]
+            return True
+        seen[1] += 1
+        if now - seen[0] < self.window:
+            return False
+        elapsed = now - seen[0]
+        record.msg = f"{record.getMessage()} (repeated {seen[1]} times in {elapsed:.0f} s)"
+        record.args = None
+        seen[0], seen[1] = now, 0
+        return True
 
 
 def _limit_repeated_warnings() -> None:

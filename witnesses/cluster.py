@@ -7,7 +7,8 @@ node, so its key is encrypted under the operator's LEDGER_PASSPHRASE and
 and the TSA stand for other operators, so each gets its own
 LEDGER_PASSPHRASE: the hex HMAC-SHA256 of the node name under the operator's
 passphrase. No such node can open another's key, and no passphrase is
-written to disk.
+written to disk. With a TSA, the log time-stamps each checkpoint through
+it (`ledger serve --tsa`), so /log/checkpoint.tsr serves a token.
 
     with LocalCluster(Path("demo")) as cluster:
         cluster.log_url, cluster.witness_urls, cluster.mirror_url
@@ -341,8 +342,8 @@ class LocalCluster:
         port = free_port()
         arguments = ["serve", "--data", str(log_dir), "--listen", f"{HOST}:{port}"]
         arguments += ["--checkpoint-interval", str(self.checkpoint_interval)]
-        # NOTE: `ledger serve` has no option to time-stamp through a TSA, so
-        # the cluster's TSA serves clients (the gateway, the demo) directly.
+        if self.tsa_url is not None:
+            arguments += ["--tsa", self.tsa_url]
         self.nodes["log"] = Node("log", log_dir, arguments, f"http://{HOST}:{port}")
         log_deadline = self._spawn("log")
 

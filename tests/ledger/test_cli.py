@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 
 from ledger.checkpoint import open_checkpoint
+from ledger.cli import TimeStampWarningFilter
 from ledger.entry import decode_entry
 from ledger.log import RepeatedRecordFilter, open_log
 from ledger.store import LogConfig, LogStore
 from ledger.note import Ed25519Verifier
+from ledger.tsa.errors import TimeStampError
 
 LEDGER = [sys.executable, "-m", "gateway.cli"]
 
@@ -379,3 +381,162 @@ def test_lmdb_length_check_matches_meta(data):
     missing = data / "absent"
     check_lmdb_file(missing)
     assert not missing.exists()
+
+
+def start_tsa(folder: Path) -> tuple[subprocess.Popen, str]:
+    """Start `ledger tsa serve` on a free port and return it with its /tsa URL."""
+    env = dict(os.environ, LEDGER_PASSPHRASE="tsa pw")
+    process = subprocess.Popen(
+        LEDGER + ["tsa", "serve", "--data", str(folder), "--listen", "127.0.0.1:0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    line = process.stdout.readline().decode()
+    if "listening on " not in line:
+        stop(process)
+        raise AssertionError(f"ledger tsa serve did not start: {line!r}")
+    return process, line.split("listening on ", 1)[1].strip()
+
+
+def fetch_published(port: int, timeout: float = 30) -> tuple[bytes, bytes, int]:
+    """Poll until the log serves a token, then return the note, token and tree_size.
+
+    The note is fetched again after the token, so both belong to the same
+    checkpoint when the two fetches of the note agree.
+    """
+    base = f"http://127.0.0.1:{port}/log/checkpoint"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(base) as response:
+                note = response.read()
+            with urllib.request.urlopen(base + ".tsr") as response:
+                token = response.read()
+                token_size = int(response.headers["Ledger-Tree-Size"])
+            with urllib.request.urlopen(base) as response:
+                again = response.read()
+        except OSError:
+            time.sleep(0.2)
+            continue
+        if note == again and int(note.split(b"\n")[1]) == token_size:
+            return note, token, token_size
+        time.sleep(0.2)
+    raise AssertionError(f"{base}.tsr served no token in {timeout} s")
+
+
+def openssl_verify_token(
+    token: bytes, stamped: bytes, root: Path, folder: Path
+) -> subprocess.CompletedProcess:
+    """Run `openssl ts -verify` on token over the SHA-256 of stamped."""
+    import hashlib
+
+    token_path = folder / "checkpoint.tsr"
+    token_path.write_bytes(token)
+    return subprocess.run(
+        [
+            "openssl", "ts", "-verify",
+            "-digest", hashlib.sha256(stamped).hexdigest(),
+            "-token_in", "-in", str(token_path),
+            "-CAfile", str(root),
+        ],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_serve_time_stamps_checkpoints_at_tsa(data, tmp_path):
+    run(["log", "append", "--data", str(data)], passphrase=None, stdin=b"a\nb\nc\n")
+    tsa, tsa_url = start_tsa(tmp_path / "tsa")
+    try:
+        port = free_port()
+        process = start_serve(data, port, "pw", "--tsa", tsa_url)
+        try:
+            line = process.stdout.readline()
+            note, token, tree_size = fetch_published(port)
+        finally:
+            stop(process)
+    finally:
+        stop(tsa)
+    assert f"time-stamped by {tsa_url}".encode() in line
+    assert tree_size == 3
+    # Without witnesses the published note is the signed note that was stamped.
+    verifier = Ed25519Verifier.from_vkey((data / "log.vkey").read_text().strip())
+    open_checkpoint(note, verifier)
+    root = tmp_path / "tsa" / "tsa-root.pem"
+    verified = openssl_verify_token(token, note, root, tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert b"Verification: OK" in verified.stdout
+    # The token covers exactly the note: other bytes do not verify.
+    assert openssl_verify_token(token, note + b"\n", root, tmp_path).returncode != 0
+
+
+def test_serve_publishes_while_tsa_down(data):
+    dead_url = f"http://127.0.0.1:{free_port()}/tsa"
+    port = free_port()
+    process = start_serve(
+        data, port, "pw", "--tsa", dead_url,
+        "--checkpoint-interval", "0.05", "--idle-interval", "0.05",
+    )
+    try:
+        process.stdout.readline()
+        # Each append grows the tree, so each checkpoint fails at the TSA
+        # with another tree_size in the publisher's warning.
+        for size in range(1, 4):
+            result = run(["log", "append", "--data", str(data)], passphrase=None, stdin=b"x\n")
+            assert result.returncode == 0, result.stderr
+            deadline = time.monotonic() + 30
+            published = 0
+            while published < size and time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/log/checkpoint") as r:
+                        published = int(r.read().split(b"\n")[1])
+                except OSError:
+                    pass
+                time.sleep(0.1)
+            assert published == size
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/log/checkpoint.tsr")
+        assert raised.value.code == 404
+    finally:
+        _, stderr = stop(process)
+    warnings = [line for line in stderr.splitlines() if b"time-stamping checkpoint" in line]
+    assert len(warnings) == 1, stderr.decode()
+    assert dead_url.encode() in warnings[0]
+
+
+def test_serve_rejects_tsa_without_http(data):
+    result = run(["serve", "--data", str(data), "--tsa", "127.0.0.1:3180"])
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert b"--tsa '127.0.0.1:3180'" in result.stderr
+
+
+def test_time_stamp_filter_ignores_tree_size():
+    now = [0.0]
+    record_filter = TimeStampWarningFilter(window=60.0, clock=lambda: now[0])
+    message = "time-stamping checkpoint of tree_size %d failed: %s"
+
+    def record(tree_size: int, error: Exception) -> logging.LogRecord:
+        return logging.LogRecord(
+            "t", logging.WARNING, __file__, 1, message, (tree_size, error), None
+        )
+
+    down = TimeStampError("time stamp request to http://127.0.0.1:9/tsa failed")
+    assert record_filter.filter(record(1, down))
+    for second in range(1, 60):
+        now[0] = float(second)
+        assert not record_filter.filter(record(second + 1, down))
+    # Another error passes at once, and so does a record without a stamping error.
+    assert record_filter.filter(record(70, TimeoutError()))
+    assert record_filter.filter(
+        logging.LogRecord("t", logging.WARNING, __file__, 1, "other %s", ("x",), None)
+    )
+    now[0] = 60.0
+    summary = record(80, down)
+    assert record_filter.filter(summary)
+    assert summary.getMessage() == (
+        f"time-stamping checkpoint of tree_size 80 failed: {down}"
+        " (repeated 60 times in 60 s)"
+    )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import psutil
@@ -113,6 +115,60 @@ def test_cluster_witnesses_and_mirrors(cluster, c2sp):
     c2sp.verify_note_signature(mirrored, cluster.log_vkey)
     bundle = fetch(cluster.mirror_url + "/log/tile/entries/000")
     assert bundle == fetch(cluster.log_url + "/log/tile/entries/000")
+
+
+def test_cluster_time_stamps_checkpoints(cluster, c2sp, tmp_path):
+    assert cluster.tsa_url is not None, "the cluster started without its TSA"
+    append(cluster, [b"time-stamped entry %d" % i for i in range(3)])
+    checkpoint_url = cluster.log_url + "/log/checkpoint"
+    deadline = time.monotonic() + 40
+    token = b""
+    while time.monotonic() < deadline:
+        note = fetch(checkpoint_url)
+        try:
+            with urllib.request.urlopen(checkpoint_url + ".tsr", timeout=5) as response:
+                token = response.read()
+                token_size = int(response.headers["Ledger-Tree-Size"])
+        except urllib.error.HTTPError:
+            # `ledger log append` published this tree_size without a token,
+            # so the log node publishes it again, time-stamped.
+            time.sleep(0.2)
+            continue
+        # The note fetched again after the token is of the same checkpoint.
+        if fetch(checkpoint_url) == note and int(note.split(b"\n")[1]) == token_size:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"{checkpoint_url}.tsr served no token for the latest note")
+
+    # The publisher stamps the note signed by the log alone, before the
+    # witnesses cosign it: the published note without the cosignature lines.
+    text, _, signatures = note.rpartition(b"\n\n")
+    own = [
+        line + b"\n"
+        for line in signatures.split(b"\n")
+        if line.startswith(f"\u2014 {cluster.origin} ".encode())
+    ]
+    assert len(own) == 1, note
+    stamped = text + b"\n\n" + own[0]
+    c2sp.verify_note_signature(stamped, cluster.log_vkey)
+    assert stamped != note
+
+    token_path = tmp_path / "checkpoint.tsr"
+    token_path.write_bytes(token)
+    result = subprocess.run(
+        [
+            "openssl", "ts", "-verify",
+            "-digest", hashlib.sha256(stamped).hexdigest(),
+            "-token_in", "-in", str(token_path),
+            "-CAfile", str(cluster.data_dir / "tsa" / "tsa-root.pem"),
+        ],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert b"Verification: OK" in result.stdout
 
 
 def test_cluster_survives_a_witness_down(cluster, c2sp):

@@ -1,7 +1,8 @@
 """The read API under /log/: C2SP tlog-tiles resources and JSON proofs.
 
 - GET /log/checkpoint: the latest published (cosigned) checkpoint note.
-- GET /log/checkpoint.tsr: the RFC 3161 time-stamp token of that note.
+- GET /log/checkpoint.tsr: the RFC 3161 time-stamp token over that checkpoint
+  as the log signed it, before the witnesses added their cosignatures.
 - GET /log/tile/<L>/<N>[.p/<W>] and /log/tile/entries/<N>[.p/<W>].
 - GET /log/proof/inclusion?leaf_index=&tree_size= or ?leaf_hash=[&tree_size=]
 - GET /log/proof/consistency?size1=&size2=

@@ -223,7 +223,7 @@ def _run_on_party(
     if passphrase is None:
         return 2
 
-    async def refuse_codes(channel: str, address: str, code: str) -> None:
+    async def reject_code_delivery(channel: str, address: str, code: str) -> None:
         raise RuntimeError("this command never begins an enrolment")
 
     async def run() -> None:
@@ -237,7 +237,7 @@ def _run_on_party(
             store = IdentityStore(args.identity, passphrase)
             resources.callback(store.close)
             async with Sequencer(log.store) as sequencer:
-                verifier = DocumentCodeVerifier(refuse_codes, utc_now)
+                verifier = DocumentCodeVerifier(reject_code_delivery, utc_now)
                 await action(IdentityService(store, ca, sequencer, verifier))
 
     try:

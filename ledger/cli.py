@@ -407,7 +407,7 @@ async def _append_lines(log, args: argparse.Namespace, descriptor: int, output) 
         try:
             flush_done()
         except BrokenPipeError:
-            # Nobody reads the acknowledgments any more, so stop appending.
+            # The reader of the acknowledgments has gone, so stop appending.
             output_closed = True
             status = _fail("standard output was closed; stopped appending")
 

@@ -79,7 +79,7 @@ def read_key_file(path: Path, passphrase: bytes) -> Ed25519PrivateKey:
     """Read and decrypt the Ed25519 key at path.
 
     Raises KeyFileError when the file is missing, the passphrase is wrong,
-    or the file holds an unencrypted or non-Ed25519 key.
+    or the file contains an unencrypted or non-Ed25519 key.
     """
     try:
         pem = Path(path).read_bytes()
@@ -99,6 +99,6 @@ def read_key_file(path: Path, passphrase: bytes) -> Ed25519PrivateKey:
         ) from error
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(
-            f"key file {path} holds a {type(key).__name__}, not an Ed25519 key"
+            f"key file {path} contains a {type(key).__name__}, not an Ed25519 key"
         )
     return key

@@ -32,7 +32,7 @@ class ReplicaError(StorageError):
 
 @dataclass(frozen=True)
 class StoredDocument:
-    """Where a sealed document was written and the SHA-256 of its ciphertext."""
+    """The locations of a sealed document and the SHA-256 of its ciphertext."""
 
     key: str
     ciphertext_hash: bytes

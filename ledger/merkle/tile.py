@@ -275,7 +275,7 @@ def encode_entry_bundle(entries: Sequence[bytes]) -> bytes:
     """
     if not 1 <= len(entries) <= TILE_WIDTH:
         raise TreeRangeError(
-            f"an entry bundle holds 1..256 entries, not {len(entries)}"
+            f"an entry bundle contains 1..256 entries, not {len(entries)}"
         )
     parts = []
     for position, entry in enumerate(entries):

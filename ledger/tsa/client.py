@@ -54,7 +54,7 @@ async def request_token(
     imprint = info["message_imprint"]
     if imprint["hash_algorithm"]["algorithm"].native != hash_algorithm:
         raise TimeStampError(
-            f"TSA at {url} answered with a {imprint['hash_algorithm']['algorithm'].native} "
+            f"TSA at {url} returned a {imprint['hash_algorithm']['algorithm'].native} "
             f"imprint for a {hash_algorithm} request"
         )
     if not hmac.compare_digest(imprint["hashed_message"].native, digest):
@@ -77,10 +77,10 @@ async def _post(session: aiohttp.ClientSession, url: str, body: bytes) -> bytes:
     except aiohttp.ClientError as error:
         raise TimeStampError(f"time stamp request to {url} failed: {error}") from error
     if status != 200:
-        raise TimeStampError(f"TSA at {url} answered HTTP {status}: {reply[:200]!r}")
+        raise TimeStampError(f"TSA at {url} responded with HTTP {status}: {reply[:200]!r}")
     if content_type != REPLY_TYPE:
         raise TimeStampError(
-            f"TSA at {url} answered with content type {content_type}, "
+            f"TSA at {url} responded with content type {content_type}, "
             f"expected {REPLY_TYPE}"
         )
     return reply

@@ -401,9 +401,12 @@ def _check_tsa_name(name: object, signer: x509.Certificate) -> None:
     parsed = asn1_x509.Certificate.load(signer.public_bytes(Encoding.DER))
     candidates = [asn1_x509.GeneralName(name="directory_name", value=parsed.subject)]
     candidates.extend(parsed.subject_alt_name_value or ())
-    wanted = name.chosen.untag().dump()
+    expected_name = name.chosen.untag().dump()
     for candidate in candidates:
-        if candidate.name == name.name and candidate.chosen.untag().dump() == wanted:
+        if (
+            candidate.name == name.name
+            and candidate.chosen.untag().dump() == expected_name
+        ):
             return
     raise TimeStampError(
         f"TSTInfo tsa name {name.native} is not among the names of the TSA "

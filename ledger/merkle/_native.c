@@ -45,8 +45,9 @@
  */
 #define GIL_MIN_BYTES 2048
 
-/* Bound on the ids of one proof: up to 62 each of siblings, subtrees
- * right of the fork and subtrees left of it, plus one (see plan_path). */
+/* Bound on the ids of one proof: fewer than 64 each of siblings, subtrees
+ * right of the fork and subtrees left of it, plus the first id of a
+ * consistency proof (see plan_path). */
 #define MAX_PATH_IDS (3 * MAX_LEVELS)
 
 typedef struct {
@@ -61,8 +62,8 @@ module_state(PyObject *module)
 
 /* ---------------------------------------------------------------------
  * SHA-256 with the RFC 9162 section 2.1.1 prefixes. OpenSSL's low-level
- * SHA-256 functions return 1 unconditionally, so their results are not
- * checked.
+ * SHA-256 functions return 1 for a context that SHA256_Init set up
+ * (crypto/sha/sha256.c in OpenSSL 3.0), so their results are not checked.
  */
 
 static void
@@ -145,14 +146,14 @@ get_hash_buffer(PyObject *obj, Py_buffer *view, const char *name,
     }
     if (position >= 0) {
         PyErr_Format(PyExc_ValueError,
-                     "%s[%zd] is %zd bytes; it must hold whole 32-byte"
-                     " SHA-256 hashes, so its length must be a multiple of 32",
+                     "%s[%zd] is %zd bytes; it must be a multiple of 32,"
+                     " one SHA-256 hash per 32 bytes",
                      name, position, view->len);
     }
     else {
         PyErr_Format(PyExc_ValueError,
-                     "%s is %zd bytes; it must hold whole 32-byte SHA-256"
-                     " hashes, so its length must be a multiple of 32",
+                     "%s is %zd bytes; it must be a multiple of 32, one"
+                     " SHA-256 hash per 32 bytes",
                      name, view->len);
     }
     PyBuffer_Release(view);
@@ -256,8 +257,12 @@ release_sources(Sources *sources)
     Py_CLEAR(sources->images);
 }
 
-/* Take each span's buffer and a reference to images. release_sources
- * undoes both, and runs here too after a failure. */
+/*
+ * Take each span's buffer and a reference to images. release_sources
+ * undoes both, and runs here too after a failure. Each span item is
+ * referenced while it is read, because from Python 3.12 a class may
+ * implement the buffer protocol in Python and change the spans list.
+ */
 static int
 open_sources(PyObject *spans, PyObject *images, Sources *sources)
 {
@@ -282,18 +287,32 @@ open_sources(PyObject *spans, PyObject *images, Sources *sources)
             return -1;
         }
     }
-    for (Py_ssize_t k = 0; k < total; k++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(span_list, k);
+    for (Py_ssize_t k = 0; k < total && k < PySequence_Fast_GET_SIZE(span_list);
+         k++) {
+        PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(span_list, k));
         Span *span = &sources->spans[k];
+        PyObject *first_leaf;
+
         if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
             PyErr_Format(PyExc_TypeError,
                          "spans[%zd] must be a (first_leaf, leaf hashes)"
                          " tuple, not %.100s",
                          k, Py_TYPE(item)->tp_name);
+            Py_DECREF(item);
             goto error;
         }
-        span->first_leaf = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 0));
+        /* An exact int check keeps __index__, which is Python code, out. */
+        first_leaf = PyTuple_GET_ITEM(item, 0);
+        if (!PyLong_Check(first_leaf)) {
+            PyErr_Format(PyExc_TypeError,
+                         "spans[%zd] first_leaf must be an int, not %.100s",
+                         k, Py_TYPE(first_leaf)->tp_name);
+            Py_DECREF(item);
+            goto error;
+        }
+        span->first_leaf = PyLong_AsLongLong(first_leaf);
         if (span->first_leaf == -1 && PyErr_Occurred()) {
+            Py_DECREF(item);
             goto error;
         }
         if (span->first_leaf < 0) {
@@ -301,12 +320,15 @@ open_sources(PyObject *spans, PyObject *images, Sources *sources)
                          "spans[%zd] starts at leaf %lld; first_leaf must"
                          " be >= 0",
                          k, span->first_leaf);
+            Py_DECREF(item);
             goto error;
         }
         if (get_hash_buffer(PyTuple_GET_ITEM(item, 1), &span->view, "spans",
                             k) < 0) {
+            Py_DECREF(item);
             goto error;
         }
+        Py_DECREF(item);
         span->count = span->view.len / HASH_SIZE;
         sources->span_count = k + 1;
     }
@@ -344,8 +366,8 @@ read_image(Sources *sources, int level, uint64_t index, unsigned char *out)
                      level, (unsigned long long)index, level);
         return -1;
     }
-    /* The images list keeps the image alive: the proof builders hold the
-     * GIL throughout, so no other thread can change the list. */
+    /* view.obj references the image until PyBuffer_Release, so a change
+     * to the images list cannot free it while it is read. */
     if (get_hash_buffer(image, &view, "images", level) < 0) {
         return -1;
     }
@@ -548,6 +570,14 @@ typedef struct {
     Py_ssize_t size;
 } Entry;
 
+static void
+hash_entries(const Entry *items, Py_ssize_t count, unsigned char *out)
+{
+    for (Py_ssize_t k = 0; k < count; k++) {
+        hash_leaf(items[k].data, (size_t)items[k].size, out + k * HASH_SIZE);
+    }
+}
+
 static PyObject *
 native_leaf_hashes(PyObject *module, PyObject *entries)
 {
@@ -610,15 +640,11 @@ native_leaf_hashes(PyObject *module, PyObject *entries)
     out = (unsigned char *)PyBytes_AS_STRING(result);
     if (total >= GIL_MIN_BYTES) {
         Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t k = 0; k < count; k++) {
-            hash_leaf(items[k].data, (size_t)items[k].size, out + k * HASH_SIZE);
-        }
+        hash_entries(items, count, out);
         Py_END_ALLOW_THREADS
     }
     else {
-        for (Py_ssize_t k = 0; k < count; k++) {
-            hash_leaf(items[k].data, (size_t)items[k].size, out + k * HASH_SIZE);
-        }
+        hash_entries(items, count, out);
     }
 
 done:
@@ -632,6 +658,16 @@ PyDoc_STRVAR(parent_level_doc,
 "Hash each consecutive pair of the 32-byte hashes in a bytes-like object\n"
 "into its RFC 9162 node hash and return them concatenated; an odd last\n"
 "hash is dropped. Raises ValueError unless len(hashes) % 32 == 0.");
+
+/* Hash the first 2 * parents hashes at in, pair by pair, into out. */
+static void
+hash_pairs(const unsigned char *in, Py_ssize_t parents, unsigned char *out)
+{
+    for (Py_ssize_t k = 0; k < parents; k++) {
+        hash_node(in + 2 * k * HASH_SIZE, in + (2 * k + 1) * HASH_SIZE,
+                  out + k * HASH_SIZE);
+    }
+}
 
 static PyObject *
 native_parent_level(PyObject *module, PyObject *hashes)
@@ -656,17 +692,11 @@ native_parent_level(PyObject *module, PyObject *hashes)
     out = (unsigned char *)PyBytes_AS_STRING(result);
     if (view.len >= GIL_MIN_BYTES) {
         Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t k = 0; k < parents; k++) {
-            hash_node(in + 2 * k * HASH_SIZE, in + (2 * k + 1) * HASH_SIZE,
-                      out + k * HASH_SIZE);
-        }
+        hash_pairs(in, parents, out);
         Py_END_ALLOW_THREADS
     }
     else {
-        for (Py_ssize_t k = 0; k < parents; k++) {
-            hash_node(in + 2 * k * HASH_SIZE, in + (2 * k + 1) * HASH_SIZE,
-                      out + k * HASH_SIZE);
-        }
+        hash_pairs(in, parents, out);
     }
     PyBuffer_Release(&view);
     return result;
@@ -742,7 +772,8 @@ read_sibling(PyObject *siblings, int level, uint64_t begin_at_level,
 
 /* Hash the parents of one level into the next level's bytes. */
 static void
-hash_level(const unsigned char *in, const LevelPlan *below, LevelPlan *above)
+hash_level(const unsigned char *in, const LevelPlan *below,
+           const LevelPlan *above)
 {
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(above->hashes);
     Py_ssize_t k = 0;
@@ -757,6 +788,19 @@ hash_level(const unsigned char *in, const LevelPlan *below, LevelPlan *above)
     for (; k < above->count; k++) {
         hash_node(in, in + HASH_SIZE, out + k * HASH_SIZE);
         in += 2 * HASH_SIZE;
+    }
+}
+
+/* Hash every level above level 0, whose hashes are read from leaves. */
+static void
+hash_levels(const unsigned char *leaves, const LevelPlan *levels,
+            int level_count)
+{
+    const unsigned char *in = leaves;
+
+    for (int level = 0; level + 1 < level_count; level++) {
+        hash_level(in, &levels[level], &levels[level + 1]);
+        in = (const unsigned char *)PyBytes_AS_STRING(levels[level + 1].hashes);
     }
 }
 
@@ -852,19 +896,11 @@ native_range_levels(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     /* 3. Hash level by level. Level 0 is read from the caller's buffer. */
     if (hashed_bytes >= GIL_MIN_BYTES) {
         Py_BEGIN_ALLOW_THREADS
-        hash_level(view.buf, &levels[0], &levels[1]);
-        for (int level = 1; level + 1 < level_count; level++) {
-            hash_level((const unsigned char *)PyBytes_AS_STRING(levels[level].hashes),
-                       &levels[level], &levels[level + 1]);
-        }
+        hash_levels(view.buf, levels, level_count);
         Py_END_ALLOW_THREADS
     }
-    else if (level_count > 1) {
-        hash_level(view.buf, &levels[0], &levels[1]);
-        for (int level = 1; level + 1 < level_count; level++) {
-            hash_level((const unsigned char *)PyBytes_AS_STRING(levels[level].hashes),
-                       &levels[level], &levels[level + 1]);
-        }
+    else {
+        hash_levels(view.buf, levels, level_count);
     }
 
     /* 4. Return one (level, first_index, hashes) tuple per level. */

@@ -737,7 +737,7 @@ def test_malformed_spans() -> None:
         ([(0, block), (0, block, 1)], TypeError, r"spans\[1\] must be"),
         ([(-16, block)], ValueError, r"spans\[0\] starts at leaf -16"),
         ([(0, block), (96, block[:-1])], ValueError, r"spans\[1\] is 511 bytes"),
-        ([("0", block)], TypeError, "str"),
+        ([("0", block)], TypeError, r"spans\[0\] first_leaf must be an int, not str"),
     ]
     for spans, error, match in cases:
         with pytest.raises(error, match=match):

@@ -24,6 +24,7 @@ process so that its peak RSS is its own.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import random
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ENTRY_SIZE = 300
@@ -45,10 +47,13 @@ PIPELINE = 64
 SAMPLES = 5_000
 
 
+# "bench entry " + 12 digits + " " is 25 bytes; the x padding fills the rest.
+_ENTRY_FORMAT = b"bench entry %012d " + b"x" * (ENTRY_SIZE - 25)
+
+
 def make_entry(number: int) -> bytes:
-    """Return a distinct entry of ENTRY_SIZE bytes."""
-    head = f"bench entry {number:012d} ".encode()
-    return head + b"x" * (ENTRY_SIZE - len(head))
+    """Return a distinct entry of ENTRY_SIZE bytes; requires 0 <= number < 10**12."""
+    return _ENTRY_FORMAT % number
 
 
 def sha256_nanoseconds() -> float:
@@ -163,31 +168,67 @@ async def sequencer_rate(
         return count / elapsed, sequencer.committed_batches
 
 
-async def integration_latency(store, rate: float, first: int, seconds: float) -> list[float]:
-    """Submit entries at a fixed rate (open loop); return latencies in ms."""
+async def integration_latency(
+    store, rate: float, first: int, seconds: float
+) -> tuple[list[float], list[float]]:
+    """Submit entries at a fixed rate (open loop) for `seconds`.
+
+    Returns the latencies from submit() to the resolved future and the
+    pauses of the cyclic garbage collector during the run, both in ms.
+    The run keeps no reference to a future once it is resolved, so the
+    collector walks only the objects the sequencer itself keeps alive.
+    """
     from ledger.sequencer import Sequencer
 
     latencies: list[float] = []
-    async with Sequencer(store) as sequencer:
-        futures = []
-        interval = 1 / rate
-        begin = time.perf_counter()
-        number = first
-        while (now := time.perf_counter()) - begin < seconds:
-            # Submit every entry whose scheduled time has come.
-            due = int((now - begin) / interval) + first
-            while number < due:
-                future = sequencer.submit(make_entry(number))
-                future.add_done_callback(
-                    lambda _, start=now: latencies.append(
-                        (time.perf_counter() - start) * 1000
-                    )
-                )
-                futures.append(future)
-                number += 1
-            await asyncio.sleep(0.001)
-        await asyncio.gather(*futures)
-    return latencies
+    pauses: list[float] = []
+    collection_start = 0.0
+
+    def time_collection(phase: str, info: dict) -> None:
+        nonlocal collection_start
+        if phase == "start":
+            collection_start = time.perf_counter()
+        else:
+            pauses.append((time.perf_counter() - collection_start) * 1000)
+
+    outstanding = 0
+    submitting_over = False
+    all_done = asyncio.Event()
+
+    def record(submitted: float) -> Callable[[object], None]:
+        def done(_: object) -> None:
+            nonlocal outstanding
+            latencies.append((time.perf_counter() - submitted) * 1000)
+            outstanding -= 1
+            if not outstanding and submitting_over:
+                all_done.set()
+
+        return done
+
+    gc.callbacks.append(time_collection)
+    try:
+        async with Sequencer(store) as sequencer:
+            submit = sequencer.submit
+            interval = 1 / rate
+            begin = time.perf_counter()
+            number = first
+            while (now := time.perf_counter()) - begin < seconds:
+                # Submit every entry whose scheduled time has come; the
+                # entries of one tick share a callback and a start time.
+                due = int((now - begin) / interval) + first
+                if number < due:
+                    done = record(now)
+                    outstanding += due - number
+                    for entry_number in range(number, due):
+                        submit(make_entry(entry_number)).add_done_callback(done)
+                    number = due
+                await asyncio.sleep(0.001)
+            submitting_over = True
+            if outstanding:
+                await all_done.wait()
+    finally:
+        gc.callbacks.remove(time_collection)
+    return latencies, pauses
 
 
 def child_append(folder: Path, count: int) -> dict:
@@ -202,7 +243,7 @@ def child_append(folder: Path, count: int) -> dict:
         )
         count += grouped_count
         single_rate, single_batches = asyncio.run(sequencer_rate(store, count, single, 1))
-        latencies = asyncio.run(
+        latencies, collector_pauses = asyncio.run(
             integration_latency(store, rate / 2, count + single, 15.0)
         )
         tree_size = store.tree_size()
@@ -220,6 +261,8 @@ def child_append(folder: Path, count: int) -> dict:
         latency_rate=rate / 2,
         latency_median_ms=statistics.median(latencies),
         latency_p99_ms=percentile(latencies, 0.99),
+        latency_gc_pause_max_ms=max(collector_pauses, default=0.0),
+        latency_gc_pause_total_ms=sum(collector_pauses),
         tree_size=tree_size,
         disk_per_entry=size / tree_size,
         rss_mib=peak_rss_mib(),

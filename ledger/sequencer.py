@@ -1,12 +1,18 @@
 """The sequencer: batches concurrent appends into one durable commit each.
 
-Callers await `append(entry)`. Entries queue up while the previous batch
-commits. The integrating task then takes up to `max_batch` of them, after
-letting runnable callers join for at most `max_delay` seconds, and commits
-them in one LMDB write transaction on a worker thread. LMDB
-releases the GIL during the fsync, so the event loop keeps queueing the next
-batch meanwhile. Each caller gets its AppendResult only after the commit
-returned, so an acknowledged entry is on disk.
+Callers await `append(entry)`, or hold the future of `submit(entry)` or
+`submit_many(entries)`. Entries queue up while the previous batch commits,
+and the commit thread takes the queued entries, up to `max_batch`, as the
+next batch the moment the previous commit returns. When no commit is
+running, the first entry opens a short window in which the callers that
+are already runnable join its batch, for at most `max_delay` seconds.
+
+Each batch commits in one LMDB write transaction on a single worker
+thread, so batches commit one at a time and in order. The event loop keeps
+queueing entries and resolving the previous batch's futures meanwhile.
+A caller gets its AppendResult only after its own batch's commit returned,
+so an acknowledged entry is on disk; a failed batch fails each of its
+callers and acknowledges none of its entries.
 """
 
 from __future__ import annotations
@@ -15,19 +21,41 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 from ledger.appender import AppendResult
 from ledger.publisher import Publisher
-from ledger.store import LogStore, check_entry_size
+from ledger.store import MAX_ENTRY_SIZE, LogStore, check_entry_size
 
 logger = logging.getLogger("ledger.sequencer")
 
 DEFAULT_MAX_BATCH = 4096
 DEFAULT_MAX_DELAY = 0.002
 
+# States of the pipeline. Only the commit thread moves _COMMITTING to
+# _COMMITTED, and only the event loop leaves any other state, so the two
+# threads never overwrite each other's transition.
+_IDLE = 0  # nothing queued, no commit running
+_WINDOW = 1  # entries queued, waiting for runnable callers to join
+_COMMITTING = 2  # the commit thread runs append_batch
+_COMMITTED = 3  # the last commit returned; the next may start at once
+
 
 class SequencerClosedError(RuntimeError):
     """append() was called on a sequencer that is not running."""
+
+
+class _Batch(NamedTuple):
+    """Entries taken for one commit, with the futures to resolve after it.
+
+    `futures[k]` is the future of a submit() call for entries[k], or None
+    when entries[k] belongs to a group. Each group is a submit_many() call
+    or one part of it: (first position in entries, entry count, future).
+    """
+
+    entries: list[bytes]
+    futures: list[asyncio.Future | None]
+    groups: list[tuple[int, int, asyncio.Future]]
 
 
 class Sequencer:
@@ -35,7 +63,8 @@ class Sequencer:
 
     Implements the Appender protocol. Requires max_batch >= 1 and
     max_delay >= 0 (seconds). Call start() inside the event loop before the
-    first append, and close() to finish the queued batches.
+    first append, and close() to finish the queued batches. A sequencer
+    runs once: it cannot be started again after close().
     """
 
     def __init__(
@@ -55,32 +84,48 @@ class Sequencer:
         self.publisher = publisher
         self.max_batch = max_batch
         self.max_delay = max_delay
-        # Each pending item is (entries, future, single): one future per
-        # submit() or submit_many() call, resolved with one AppendResult
-        # when single is True and with a list otherwise.
-        self._pending: list[tuple[list[bytes], asyncio.Future, bool]] = []
-        self._pending_entries = 0
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
+        # The queue of the next batch, in the layout of _Batch.
+        self._entries: list[bytes] = []
+        self._futures: list[asyncio.Future | None] = []
+        self._groups: list[tuple[int, int, asyncio.Future]] = []
+        self._state = _IDLE
+        # Batches handed to the commit thread whose futures are not yet
+        # resolved; close() waits for this to reach 0.
+        self._unfinished = 0
+        self._window_size = 0
+        self._window_deadline = 0.0
+        self._accepting = False
+        self._started = False
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drained: asyncio.Future[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger-commit")
         # Counters for tests and benchmarks: committed batches and entries.
         self.committed_batches = 0
         self.committed_entries = 0
 
     async def start(self) -> None:
-        """Start the integrating task."""
-        if self._task is None:
+        """Start accepting entries. Raises SequencerClosedError after close()."""
+        if self._closed:
+            raise SequencerClosedError(
+                "this sequencer was closed and cannot restart; create a new one"
+            )
+        if not self._started:
+            self._started = True
             self._loop = asyncio.get_running_loop()
-            self._task = asyncio.create_task(self._run(), name="ledger-sequencer")
+            self._drained = self._loop.create_future()
+            self._accepting = True
 
     async def close(self) -> None:
-        """Commit the queued entries, then stop the integrating task."""
-        self._closing = True
-        self._wakeup.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        """Stop accepting entries, commit the queued ones, then stop the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._accepting = False
+        if self._state in (_WINDOW, _COMMITTED) and self._entries:
+            self._start_commit()
+        if self._unfinished or self._entries:
+            await self._drained
         self._executor.shutdown(wait=True)
 
     async def __aenter__(self) -> Sequencer:
@@ -106,8 +151,16 @@ class Sequencer:
         Callers that queue many entries use this to avoid a task per entry.
         Requires a running event loop and len(entry) <= 65,535.
         """
-        check_entry_size(entry)
-        return self._queue([entry], True)
+        if len(entry) > MAX_ENTRY_SIZE:
+            check_entry_size(entry)
+        if not self._accepting:
+            self._raise_not_running()
+        future = self._loop.create_future()
+        self._entries.append(entry)
+        self._futures.append(future)
+        if self._state != _COMMITTING:
+            self._after_queue()
+        return future
 
     def submit_many(self, entries: Sequence[bytes]) -> asyncio.Future[list[AppendResult]]:
         """Queue several entries and return one future of their AppendResults.
@@ -119,17 +172,18 @@ class Sequencer:
         Requires a running event loop and len(entry) <= 65,535 for each.
         """
         entries = list(entries)
-        for entry in entries:
-            check_entry_size(entry)
-        self._check_running()
+        if entries:
+            check_entry_size(max(entries, key=len))
+        if not self._accepting:
+            self._raise_not_running()
         if not entries:
             done: asyncio.Future[list[AppendResult]] = self._loop.create_future()
             done.set_result([])
             return done
         if len(entries) <= self.max_batch:
-            return self._queue(entries, False)
+            return self._queue_group(entries)
         parts = [
-            self._queue(entries[start : start + self.max_batch], False)
+            self._queue_group(entries[start : start + self.max_batch])
             for start in range(0, len(entries), self.max_batch)
         ]
         combined: asyncio.Future[list[AppendResult]] = self._loop.create_future()
@@ -147,19 +201,19 @@ class Sequencer:
             part.add_done_callback(settle)
         return combined
 
-    def _check_running(self) -> None:
-        if self._task is None or self._closing:
-            raise SequencerClosedError(
-                "the sequencer is not running; call start() before append()"
-            )
+    def _raise_not_running(self) -> None:
+        raise SequencerClosedError(
+            "the sequencer is not running; call start() before append()"
+        )
 
-    def _queue(self, entries: list[bytes], single: bool) -> asyncio.Future:
-        self._check_running()
+    def _queue_group(self, entries: list[bytes]) -> asyncio.Future[list[AppendResult]]:
+        """Queue len(entries) <= max_batch entries under one future."""
         future = self._loop.create_future()
-        self._pending.append((entries, future, single))
-        self._pending_entries += len(entries)
-        if len(self._pending) == 1:
-            self._wakeup.set()
+        self._groups.append((len(self._entries), len(entries), future))
+        self._entries.extend(entries)
+        self._futures.extend([None] * len(entries))
+        if self._state != _COMMITTING:
+            self._after_queue()
         return future
 
     async def wait_for_checkpoint(self, leaf_index: int) -> bytes:
@@ -173,63 +227,148 @@ class Sequencer:
             )
         return await self.publisher.wait_for_tree_size(leaf_index + 1)
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            if not self._pending:
-                if self._closing:
-                    return
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            # The time window: callers that are already runnable, such as
-            # those whose previous append the last commit returned, join.
-            # It closes when a loop iteration brings no new entry, when
-            # the batch is full, or after max_delay; entries that arrive
-            # during a commit form the next batch (group commit).
-            deadline = loop.time() + self.max_delay
-            while self._pending_entries < self.max_batch and not self._closing:
-                before = self._pending_entries
-                await asyncio.sleep(0)
-                if self._pending_entries == before or loop.time() >= deadline:
-                    break
-            batch = self._take_batch()
-            entries = [entry for group, _, _ in batch for entry in group]
-            try:
-                results = await loop.run_in_executor(
-                    self._executor, self.store.append_batch, entries
-                )
-            except Exception as error:
-                # No entry of a failed batch is acknowledged; each caller
-                # gets the error and may retry.
-                logger.error("batch of %d entries failed: %s", len(entries), error)
-                for _, future, _ in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            self.committed_batches += 1
-            self.committed_entries += len(entries)
-            logger.debug("committed batch of %d entries", len(entries))
-            position = 0
-            for group, future, single in batch:
-                end = position + len(group)
-                if not future.done():
-                    future.set_result(results[position] if single else results[position:end])
-                position = end
+    def _after_queue(self) -> None:
+        """Start the next commit if it is due, or open a window for it.
 
-    def _take_batch(self) -> list[tuple[list[bytes], asyncio.Future, bool]]:
-        """Remove whole pending items of at most max_batch entries in all.
-
-        The first item is always taken; submit_many splits larger groups.
+        Called after an entry was queued while no commit runs. A commit
+        that returned a moment ago is followed at once, before its
+        _finish_batch callback runs. The time check here, and not only in
+        _check_window, bounds a window even while one loop iteration
+        wakes thousands of callers.
         """
-        count = 0
-        items = 0
-        for entries, _, _ in self._pending:
-            if items and count + len(entries) > self.max_batch:
+        state = self._state
+        if state == _COMMITTED:
+            self._start_commit()
+        elif state == _IDLE:
+            self._state = _WINDOW
+            self._window_size = len(self._entries)
+            self._window_deadline = self._loop.time() + self.max_delay
+            self._loop.call_soon(self._check_window)
+        elif (
+            len(self._entries) >= self.max_batch
+            or self._loop.time() >= self._window_deadline
+        ):
+            self._start_commit()
+
+    def _check_window(self) -> None:
+        """Extend an open window by one loop iteration or commit the queue.
+
+        The window closes when an iteration brings no new entry, when a
+        batch is full, after max_delay, or when close() was called.
+        """
+        if self._state != _WINDOW:
+            return
+        size = len(self._entries)
+        if (
+            self._window_size < size < self.max_batch
+            and self._accepting
+            and self._loop.time() < self._window_deadline
+        ):
+            self._window_size = size
+            self._loop.call_soon(self._check_window)
+            return
+        self._start_commit()
+
+    def _start_commit(self) -> None:
+        """Hand the next batch to the commit thread; requires queued entries."""
+        batch = self._take_batch()
+        self._state = _COMMITTING
+        self._unfinished += 1
+        self._executor.submit(self._commit, batch)
+
+    def _take_batch(self) -> _Batch:
+        """Remove whole groups and single entries, at most max_batch in all.
+
+        submit_many() splits groups to max_batch entries or fewer, so a
+        group that does not fit starts after position 0 and moves whole
+        to the next batch.
+        """
+        entries = self._entries
+        if len(entries) <= self.max_batch:
+            batch = _Batch(entries, self._futures, self._groups)
+            self._entries, self._futures, self._groups = [], [], []
+            return batch
+        cut = self.max_batch
+        taken_groups = 0
+        for start, count, _ in self._groups:
+            if start >= cut:
                 break
-            count += len(entries)
-            items += 1
-        batch = self._pending[:items]
-        del self._pending[:items]
-        self._pending_entries -= count
+            if start + count > cut:
+                cut = start
+                break
+            taken_groups += 1
+        batch = _Batch(entries[:cut], self._futures[:cut], self._groups[:taken_groups])
+        del entries[:cut]
+        del self._futures[:cut]
+        self._groups = [
+            (start - cut, count, future)
+            for start, count, future in self._groups[taken_groups:]
+        ]
         return batch
+
+    def _commit(self, batch: _Batch) -> None:
+        """Commit one batch on the commit thread and report to the event loop.
+
+        The state changes before the callback is queued. So a _finish_batch
+        call that finds _COMMITTING can rely on a later commit having
+        started, whose own callback continues the pipeline.
+        """
+        try:
+            results = self.store.append_batch(batch.entries)
+        except Exception as error:
+            self._state = _COMMITTED
+            self._loop.call_soon_threadsafe(self._finish_batch, batch, None, error)
+        else:
+            self._state = _COMMITTED
+            self._loop.call_soon_threadsafe(self._finish_batch, batch, results, None)
+
+    def _finish_batch(
+        self,
+        batch: _Batch,
+        results: list[AppendResult] | None,
+        error: Exception | None,
+    ) -> None:
+        """Start the next commit if due, then resolve the finished batch's futures."""
+        self._unfinished -= 1
+        if self._state == _COMMITTED:
+            if self._entries:
+                self._start_commit()
+            else:
+                self._state = _IDLE
+        if results is not None and len(results) != len(batch.entries):
+            error = RuntimeError(
+                f"the store returned {len(results)} results for a batch of"
+                f" {len(batch.entries)} entries; the log store is faulty"
+            )
+        if error is None:
+            self.committed_batches += 1
+            self.committed_entries += len(results)
+            logger.debug("committed batch of %d entries", len(results))
+            self._resolve(batch, results)
+        else:
+            # No entry of a failed batch is acknowledged; each caller gets
+            # the error and may retry.
+            logger.error("batch of %d entries failed: %s", len(batch.entries), error)
+            self._fail(batch, error)
+        if self._closed and not self._unfinished and not self._drained.done():
+            self._drained.set_result(None)
+
+    @staticmethod
+    def _resolve(batch: _Batch, results: list[AppendResult]) -> None:
+        for future, result in zip(batch.futures, results):
+            # A future is None for an entry of a group, and done when its
+            # caller cancelled it.
+            if future is not None and not future.done():
+                future.set_result(result)
+        for start, count, future in batch.groups:
+            if not future.done():
+                future.set_result(results[start : start + count])
+
+    @staticmethod
+    def _fail(batch: _Batch, error: Exception) -> None:
+        for future in batch.futures:
+            if future is not None and not future.done():
+                future.set_exception(error)
+        for _, _, future in batch.groups:
+            if not future.done():
+                future.set_exception(error)

@@ -242,7 +242,9 @@ def child_append(folder: Path, count: int) -> dict:
             sequencer_rate(store, count, grouped_count, PIPELINE, grouped=True)
         )
         count += grouped_count
-        single_rate, single_batches = asyncio.run(sequencer_rate(store, count, single, 1))
+        single_rate, single_batches = asyncio.run(
+            sequencer_rate(store, count, single, 1)
+        )
         latencies, collector_pauses = asyncio.run(
             integration_latency(store, rate / 2, count + single, 15.0)
         )

@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
+from typing import NamedTuple, Self
 
 from ledger.appender import AppendResult
 from ledger.publisher import Publisher
@@ -97,8 +97,9 @@ class Sequencer:
         self._accepting = False
         self._started = False
         self._closed = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._drained: asyncio.Future[None] | None = None
+        # Both are set by start(); nothing reads them before it.
+        self._loop: asyncio.AbstractEventLoop
+        self._drained: asyncio.Future[None]
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger-commit")
         # Counters for tests and benchmarks: committed batches and entries.
         self.committed_batches = 0
@@ -128,7 +129,7 @@ class Sequencer:
             await self._drained
         self._executor.shutdown(wait=True)
 
-    async def __aenter__(self) -> Sequencer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -162,13 +163,18 @@ class Sequencer:
             self._after_queue()
         return future
 
-    def submit_many(self, entries: Sequence[bytes]) -> asyncio.Future[list[AppendResult]]:
+    def submit_many(
+        self, entries: Sequence[bytes]
+    ) -> asyncio.Future[list[AppendResult]]:
         """Queue several entries and return one future of their AppendResults.
 
         The future resolves, with one result per entry in order, once every
         entry is committed durably. More than max_batch entries span several
         batches. One future for many entries saves the event loop a wakeup
         per entry.
+        NOTE: when one of several batches fails, the future raises although
+        the other batches' entries may be committed; a retry returns those
+        with duplicate=True.
         Requires a running event loop and len(entry) <= 65,535 for each.
         """
         entries = list(entries)
@@ -192,8 +198,9 @@ class Sequencer:
             if combined.done() or not all(part.done() for part in parts):
                 return
             for part in parts:
-                if part.exception() is not None:
-                    combined.set_exception(part.exception())
+                error = part.exception()
+                if error is not None:
+                    combined.set_exception(error)
                     return
             combined.set_result([result for part in parts for result in part.result()])
 
@@ -313,20 +320,17 @@ class Sequencer:
         call that finds _COMMITTING can rely on a later commit having
         started, whose own callback continues the pipeline.
         """
+        # Any failure must reach the batch's callers, or they would wait forever.
+        outcome: list[AppendResult] | Exception
         try:
-            results = self.store.append_batch(batch.entries)
-        except Exception as error:
-            self._state = _COMMITTED
-            self._loop.call_soon_threadsafe(self._finish_batch, batch, None, error)
-        else:
-            self._state = _COMMITTED
-            self._loop.call_soon_threadsafe(self._finish_batch, batch, results, None)
+            outcome = self.store.append_batch(batch.entries)
+        except Exception as error:  # noqa: BLE001
+            outcome = error
+        self._state = _COMMITTED
+        self._loop.call_soon_threadsafe(self._finish_batch, batch, outcome)
 
     def _finish_batch(
-        self,
-        batch: _Batch,
-        results: list[AppendResult] | None,
-        error: Exception | None,
+        self, batch: _Batch, outcome: list[AppendResult] | Exception
     ) -> None:
         """Start the next commit if due, then resolve the finished batch's futures."""
         self._unfinished -= 1
@@ -335,21 +339,21 @@ class Sequencer:
                 self._start_commit()
             else:
                 self._state = _IDLE
-        if results is not None and len(results) != len(batch.entries):
-            error = RuntimeError(
-                f"the store returned {len(results)} results for a batch of"
+        if not isinstance(outcome, Exception) and len(outcome) != len(batch.entries):
+            outcome = RuntimeError(
+                f"the store returned {len(outcome)} results for a batch of"
                 f" {len(batch.entries)} entries; the log store is faulty"
             )
-        if error is None:
-            self.committed_batches += 1
-            self.committed_entries += len(results)
-            logger.debug("committed batch of %d entries", len(results))
-            self._resolve(batch, results)
-        else:
+        if isinstance(outcome, Exception):
             # No entry of a failed batch is acknowledged; each caller gets
             # the error and may retry.
-            logger.error("batch of %d entries failed: %s", len(batch.entries), error)
-            self._fail(batch, error)
+            logger.error("batch of %d entries failed: %s", len(batch.entries), outcome)
+            self._fail(batch, outcome)
+        else:
+            self.committed_batches += 1
+            self.committed_entries += len(outcome)
+            logger.debug("committed batch of %d entries", len(outcome))
+            self._resolve(batch, outcome)
         if self._closed and not self._unfinished and not self._drained.done():
             self._drained.set_result(None)
 

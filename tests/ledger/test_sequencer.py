@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
+import threading
+from pathlib import Path
 
 import lmdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ledger.appender import AppendResult
 from ledger.merkle import leaf_hash
 from ledger.sequencer import Sequencer, SequencerClosedError
 from ledger.store import EntryTooLargeError, LogConfig, LogStore
@@ -56,7 +62,9 @@ async def test_batch_limited_by_max_batch(store):
 async def test_duplicates_return_first_index(store):
     async with Sequencer(store) as sequencer:
         first = await sequencer.append(b"contract signed")
-        again = await asyncio.gather(*(sequencer.append(b"contract signed") for _ in range(5)))
+        again = await asyncio.gather(
+            *(sequencer.append(b"contract signed") for _ in range(5))
+        )
         other = await sequencer.append(b"another")
     assert first.leaf_index == 0
     assert not first.duplicate
@@ -123,3 +131,210 @@ async def test_invalid_parameters_rejected(store):
         Sequencer(store, max_batch=0)
     with pytest.raises(ValueError, match="max_delay"):
         Sequencer(store, max_delay=-1)
+
+
+class RecordingStore(LogStore):
+    """A real LogStore that records each batch and can hold or fail commits.
+
+    `gate`, when set, makes each append_batch wait for it (with `entered`
+    set first), so that a test can queue entries while a commit runs.
+    An entry equal to `poison` makes its batch raise before anything is
+    written, as a full disk would.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches: list[list[bytes]] = []
+        self.gate: threading.Event | None = None
+        self.entered = threading.Event()
+        self.poison: bytes | None = None
+
+    def append_batch(self, entries):
+        self.batches.append(list(entries))
+        if self.gate is not None:
+            self.entered.set()
+            assert self.gate.wait(timeout=30), "the test never opened the gate"
+        if self.poison is not None and self.poison in entries:
+            raise OSError(28, "No space left on device")
+        return super().append_batch(entries)
+
+
+@pytest.fixture
+def recording(tmp_path):
+    with RecordingStore(tmp_path / "recorded.lmdb", create=True) as opened:
+        yield opened
+
+
+async def wait_for_thread_event(event: threading.Event) -> None:
+    loop = asyncio.get_running_loop()
+    assert await loop.run_in_executor(None, event.wait, 30)
+
+
+async def test_entries_queued_during_commit_form_next_batch(recording):
+    recording.gate = threading.Event()
+    async with Sequencer(recording, max_batch=1000) as sequencer:
+        first = sequencer.submit(b"first")
+        await wait_for_thread_event(recording.entered)
+        # The first commit is held open, so these queue behind it.
+        queued = [sequencer.submit(b"queued %d" % i) for i in range(300)]
+        group = sequencer.submit_many([b"grouped %d" % i for i in range(50)])
+        assert not first.done()
+        recording.gate.set()
+        assert (await first).leaf_index == 0
+        results = await asyncio.gather(*queued)
+        group_results = await group
+    assert [len(batch) for batch in recording.batches] == [1, 350]
+    assert [r.leaf_index for r in results] == list(range(1, 301))
+    assert [r.leaf_index for r in group_results] == list(range(301, 351))
+
+
+async def test_each_future_resolves_after_its_commit(recording):
+    # A fresh read transaction reads only committed data, so each entry
+    # must be readable when its future resolves.
+    unreadable: list[int] = []
+
+    def check(future: asyncio.Future) -> None:
+        result = future.result()
+        if recording.tree_size() <= result.leaf_index:
+            unreadable.append(result.leaf_index)
+
+    async def writer(number: int, sequencer: Sequencer) -> None:
+        for i in range(30):
+            future = sequencer.submit(b"writer %d entry %d" % (number, i))
+            future.add_done_callback(check)
+            await future
+
+    async with Sequencer(recording, max_batch=128) as sequencer:
+        await asyncio.gather(*(writer(n, sequencer) for n in range(200)))
+    assert unreadable == []
+    assert recording.tree_size() == 6000
+    assert max(len(batch) for batch in recording.batches) <= 128
+
+
+async def test_failed_batch_fails_only_its_callers(recording):
+    recording.gate = threading.Event()
+    async with Sequencer(recording) as sequencer:
+        doomed = [sequencer.submit(b"doomed %d" % i) for i in range(5)]
+        doomed.append(sequencer.submit(b"poison"))
+        await wait_for_thread_event(recording.entered)
+        later = [sequencer.submit(b"later %d" % i) for i in range(5)]
+        recording.poison = b"poison"
+        recording.gate.set()
+        outcomes = await asyncio.gather(*doomed, return_exceptions=True)
+        results = await asyncio.gather(*later)
+    assert len(recording.batches) == 2
+    for outcome in outcomes:
+        assert isinstance(outcome, OSError)
+    assert [r.leaf_index for r in results] == list(range(5))
+    assert recording.read_entry(0) == b"later 0"
+    assert recording.tree_size() == 5
+
+
+async def test_cancelled_caller_keeps_others_resolved(store):
+    async with Sequencer(store) as sequencer:
+        cancelled = sequencer.submit(b"cancelled")
+        others = [sequencer.submit(b"kept %d" % i) for i in range(10)]
+        cancelled.cancel()
+        results = await asyncio.gather(*others)
+    # The cancelled entry was queued already, so it is still committed.
+    assert store.tree_size() == 11
+    assert [store.read_entry(r.leaf_index) for r in results] == [
+        b"kept %d" % i for i in range(10)
+    ]
+
+
+async def test_close_drains_entries_queued_during_commit(recording):
+    recording.gate = threading.Event()
+    sequencer = Sequencer(recording, max_batch=16)
+    await sequencer.start()
+    first = sequencer.submit(b"first")
+    await wait_for_thread_event(recording.entered)
+    queued = [sequencer.submit(b"queued %d" % i) for i in range(40)]
+    closing = asyncio.create_task(sequencer.close())
+    await asyncio.sleep(0)
+    with pytest.raises(SequencerClosedError):
+        sequencer.submit(b"after close")
+    recording.gate.set()
+    await closing
+    assert first.result().leaf_index == 0
+    assert [f.result().leaf_index for f in queued] == list(range(1, 41))
+    assert [len(batch) for batch in recording.batches] == [1, 16, 16, 8]
+
+
+async def test_restart_after_close_rejected(store):
+    sequencer = Sequencer(store)
+    await sequencer.start()
+    await sequencer.close()
+    await sequencer.close()
+    with pytest.raises(SequencerClosedError, match="create a new one"):
+        await sequencer.start()
+
+
+# One operation of a random workload: an entry number for submit(), a list
+# of entry numbers for submit_many(), or None for a yield to the event loop.
+operations = st.lists(
+    st.one_of(
+        st.integers(0, 40),
+        st.lists(st.integers(0, 40), min_size=0, max_size=25),
+        st.none(),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(workload=operations, max_batch=st.integers(1, 30))
+def test_random_workloads_match_log(workload, max_batch):
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        RecordingStore(Path(folder) / "log.lmdb", create=True) as recorded,
+    ):
+        submitted = asyncio.run(run_workload(recorded, workload, max_batch))
+        check_workload(recorded, submitted, max_batch)
+
+
+async def run_workload(recorded, workload, max_batch):
+    """Run the workload and return (entries, results) per submit call."""
+    calls = []
+    async with Sequencer(recorded, max_batch=max_batch, max_delay=0) as sequencer:
+        for operation in workload:
+            if operation is None:
+                await asyncio.sleep(0)
+            elif isinstance(operation, int):
+                entry = b"entry %d" % operation
+                calls.append(([entry], sequencer.submit(entry)))
+            else:
+                entries = [b"entry %d" % number for number in operation]
+                calls.append((entries, sequencer.submit_many(entries)))
+        submitted = []
+        for entries, future in calls:
+            result = await future
+            submitted.append(
+                (entries, [result] if isinstance(result, AppendResult) else result)
+            )
+    return submitted
+
+
+def check_workload(recorded, submitted, max_batch):
+    # 1. Every batch respects max_batch, and a submit_many() call of at
+    #    most max_batch entries commits in one batch, in order.
+    for batch in recorded.batches:
+        assert 1 <= len(batch) <= max_batch
+    # 2. Each result names the entry's own leaf, and each distinct entry
+    #    is stored once: one result without the duplicate flag.
+    first_index: dict[bytes, int] = {}
+    stored_copies: dict[bytes, int] = {}
+    for entries, results in submitted:
+        assert len(results) == len(entries)
+        if 1 < len(entries) <= max_batch:
+            assert entries in [
+                b[i : i + len(entries)] for b in recorded.batches for i in range(len(b))
+            ]
+        for entry, result in zip(entries, results):
+            assert recorded.read_entry(result.leaf_index) == entry
+            assert result.leaf_hash == leaf_hash(entry)
+            assert first_index.setdefault(entry, result.leaf_index) == result.leaf_index
+            stored_copies[entry] = stored_copies.get(entry, 0) + (not result.duplicate)
+    assert all(copies == 1 for copies in stored_copies.values())
+    # 3. The log contains exactly the distinct entries.
+    assert recorded.tree_size() == len(first_index)

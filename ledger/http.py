@@ -222,8 +222,12 @@ async def _inclusion(request: web.Request) -> web.Response:
             404 if leaf_hash is not None else 400,
             f"leaf_index {leaf_index} is not in the tree of tree_size {tree_size}",
         )
-    cache = request.app[EDGE_CACHE_KEY]
-    proof = inclusion_proof(leaf_index, tree_size, source, cache=cache)
+    build = getattr(source, "inclusion_proof", None)
+    if build is not None:
+        # An LMDB store builds proofs natively from its in-memory levels.
+        proof = build(leaf_index, tree_size)
+    else:
+        proof = inclusion_proof(leaf_index, tree_size, source, cache=request.app[EDGE_CACHE_KEY])
     if leaf_hash is None:
         leaf_hash = source.read_hashes([(0, leaf_index)])[0]
     payload = {
@@ -250,8 +254,11 @@ async def _consistency(request: web.Request) -> web.Response:
             f"size1 {size1} and size2 {size2} must satisfy 0 < size1 <= size2;"
             " every tree extends the empty tree, so size1 = 0 needs no proof",
         )
-    cache = request.app[EDGE_CACHE_KEY]
-    proof = consistency_proof(size1, size2, source, cache=cache)
+    build = getattr(source, "consistency_proof", None)
+    if build is not None:
+        proof = build(size1, size2)
+    else:
+        proof = consistency_proof(size1, size2, source, cache=request.app[EDGE_CACHE_KEY])
     payload = {
         "size1": size1,
         "size2": size2,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ledger.checkpoint import Checkpoint, CheckpointError, sign_checkpoint
 from ledger.keys import generate_key_file, read_key_file
-from ledger.merkle import HASH_SIZE, consistency_proof, leaf_hash, node_hash, root_hash
+from ledger.merkle import HASH_SIZE, consistency_proof, native, root_hash
 from ledger.note import (
     Ed25519Signer,
     Ed25519Verifier,
@@ -35,7 +35,9 @@ from ledger.publisher import (
     Publisher,
 )
 from ledger.store import (
+    BLOCK,
     ENTRIES_PER_BUNDLE,
+    LEVEL_STEP,
     LogConfig,
     LogStore,
     StoreError,
@@ -333,10 +335,24 @@ def open_log(
     return Log(data_dir, store, config, verifier, signer)
 
 
-def _hashes_of_level(view, level: int) -> Iterator[bytes]:
+def _level_stream(view, level: int) -> Iterator[bytes]:
+    """Yield the stored hashes of one level, a row at a time, concatenated."""
     for _, data in view.iter_rows(level):
-        for offset in range(0, len(data), HASH_SIZE):
-            yield data[offset : offset + HASH_SIZE]
+        yield data
+
+
+def _first_difference(expected, stored, start: int, end: int) -> int | None:
+    """Return the index of the first 32-byte hash in [start, end) that differs.
+
+    Offsets are in bytes; a stored buffer that ends early differs there.
+    Hashes are public, so plain comparison is enough.
+    """
+    if expected[start:end] == stored[start:end]:
+        return None
+    for offset in range(start, end, HASH_SIZE):
+        if expected[offset : offset + HASH_SIZE] != stored[offset : offset + HASH_SIZE]:
+            return offset // HASH_SIZE
+    return None
 
 
 def check_log(log: Log) -> int:
@@ -349,9 +365,10 @@ def check_log(log: Log) -> int:
     with log.store.view() as view:
         tree_size = view.tree_size()
 
-        # 1. Each entry hashes to its stored leaf hash, and the leaf-hash
-        #    index finds it at its own leaf_index.
-        stored_leaves = _hashes_of_level(view, 0)
+        # 1. Each entry hashes to its stored leaf hash.
+        stored_rows = _level_stream(view, 0)
+        stored = bytearray()
+        computed = bytearray()
         leaf_index = 0
         for bundle_index, bundle in view.iter_bundles():
             if bundle_index * ENTRIES_PER_BUNDLE != leaf_index:
@@ -365,21 +382,22 @@ def check_log(log: Log) -> int:
                 raise LogCheckError(
                     f"entry bundle {bundle_index} is malformed: {error}", leaf_index
                 ) from error
-            for entry in entries:
-                computed = leaf_hash(entry)
-                stored = next(stored_leaves, None)
-                if stored is None or not hmac.compare_digest(computed, stored):
-                    raise LogCheckError(
-                        f"the entry at leaf_index {leaf_index} does not match its"
-                        " stored leaf_hash",
-                        leaf_index,
-                    )
-                if view.find_leaf(computed) != leaf_index:
-                    raise LogCheckError(
-                        f"the leaf-hash index does not lead to leaf_index {leaf_index}",
-                        leaf_index,
-                    )
-                leaf_index += 1
+            hashes = native.leaf_hashes(entries)
+            start = len(computed)
+            computed += hashes
+            while len(stored) < len(computed):
+                row = next(stored_rows, None)
+                if row is None:
+                    break
+                stored += row
+            first = _first_difference(computed, stored, start, len(computed))
+            if first is not None:
+                raise LogCheckError(
+                    f"the entry at leaf_index {first} does not match its stored"
+                    " leaf_hash",
+                    first,
+                )
+            leaf_index += len(entries)
         if leaf_index != tree_size:
             raise LogCheckError(
                 f"the store contains {leaf_index} entries but its tree_size is"
@@ -387,31 +405,34 @@ def check_log(log: Log) -> int:
                 min(leaf_index, tree_size),
             )
 
-        # 2. Each stored level 2k hash is the hash of four checked hashes of
-        #    level 2k - 2 (odd levels are not stored).
-        level = 2
-        while tree_size >> level:
-            lower = _hashes_of_level(view, level - 2)
-            stored_level = _hashes_of_level(view, level)
-            for index in range(tree_size >> level):
-                a, b, c, d = [next(lower, b"") for _ in range(4)]
-                if len(d) != HASH_SIZE:
-                    raise LogCheckError(
-                        f"stored hashes of level {level - 2} end before leaf_index"
-                        f" {index << level}",
-                        index << level,
-                    )
-                computed = node_hash(node_hash(a, b), node_hash(c, d))
-                stored = next(stored_level, None)
-                if stored is None or not hmac.compare_digest(computed, stored):
-                    raise LogCheckError(
-                        f"stored hash ({level}, {index}) over leaves from leaf_index"
-                        f" {index << level} does not match the entries",
-                        index << level,
-                    )
-            level += 2
+        # 2. The leaf-hash index holds exactly one record for each leaf.
+        missing = view.check_leaf_index(bytes(computed))
+        if missing is not None:
+            raise LogCheckError(
+                f"the leaf-hash index does not lead to leaf_index {missing}", missing
+            )
 
-        # 3. Every signed checkpoint and the published one carry the log's
+        # 3. Each stored hash of level 4k is the hash of sixteen checked
+        #    hashes of level 4k - 4 (other levels are not stored).
+        below = bytes(computed)
+        level = LEVEL_STEP
+        while tree_size >> level:
+            count = tree_size >> level
+            expected = below[: count * BLOCK * HASH_SIZE]
+            for _ in range(LEVEL_STEP):
+                expected = native.parent_level(expected)
+            stored = b"".join(_level_stream(view, level))
+            index = _first_difference(expected, stored, 0, len(expected))
+            if index is not None:
+                raise LogCheckError(
+                    f"stored hash ({level}, {index}) over leaves from leaf_index"
+                    f" {index << level} does not match the entries",
+                    index << level,
+                )
+            below = stored
+            level += LEVEL_STEP
+
+        # 4. Every signed checkpoint and the published one carry the log's
         #    signature and the root_hash of the checked tree of their size.
         notes = view.signed_checkpoints()
         latest = view.latest_checkpoint()

@@ -6,31 +6,33 @@ Layout (one LMDB environment, a few named databases, integers big-endian):
   256 entries each with a 2-byte length prefix. The last bundle is partial
   and is rewritten by each batch, so a bundle read serves both
   `/tile/entries/...` and single entries.
-- `hashes`: (level: 1 byte, row: 8 bytes) -> up to 127 consecutive stored
-  hashes of that level. 127 hashes (4,064 bytes) fill one 4 KiB LMDB
-  overflow page with its 16-byte header. Only even levels are stored: an
-  odd-level hash is node_hash of its two stored children, which costs one
-  SHA-256 and saves a third of the hash storage. Tiles of C2SP tlog-tiles
-  sit at levels 8 * L, which are even.
-- `leaves`: first 6 bytes of a leaf hash -> leaf_index (5 bytes), sorted
-  duplicates allowed. A hit is checked against the full stored leaf hash,
-  so a prefix collision costs one extra read and never returns a wrong leaf_index.
+- `hashes`: (level: 1 byte, row: 8 bytes) -> up to 2,032 consecutive stored
+  hashes of that level. 2,032 hashes (65,024 bytes) fill sixteen 4 KiB
+  LMDB overflow pages with their 16-byte header, and 2,032 is a multiple
+  of 16, so an aligned block of 16 hashes never spans two rows. Only levels
+  that are multiples of 4 are stored, about 34 bytes per leaf: a hash of
+  level 4k + j is the hash of 2**j stored hashes of level 4k, which costs
+  2**j - 1 SHA-256. Tiles of C2SP tlog-tiles sit at levels 8 * L, which
+  are stored.
+- `leafruns`: the leaf-hash index, sorted runs of hash prefixes; the
+  layout is in ledger/leafindex.py.
 - `checkpoints`: tree_size -> signed checkpoint note, every one ever signed.
 - `published`: tree_size -> CBOR map of the published note (cosigned when
   witnesses are configured) and its time-stamp token.
-- `meta`: `tree_size`, `published` (tree_size of the latest published
-  checkpoint) and the configuration (`origin`, `witnesses`, `quorum`).
+- `meta`: `format` (the layout version, 2), `tree_size`, `published`
+  (tree_size of the latest published checkpoint) and the configuration
+  (`origin`, `witnesses`, `quorum`).
 
 The durability story is in STORE.md next to this file.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
 import threading
 import time
-from hashlib import sha256
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,31 +43,35 @@ import cbor2
 import lmdb
 
 from ledger.appender import AppendResult
-from ledger.merkle import HASH_SIZE, node_hash
-from ledger.merkle.stored import stored_hashes_for_range
+from ledger.leafindex import LeafIndex
+from ledger.merkle import HASH_SIZE, native
 
 MAX_ENTRY_SIZE = 65_535
 ENTRIES_PER_BUNDLE = 256
 TILE_WIDTH = 256
 TILE_HEIGHT = 8
-HASHES_PER_ROW = 127
-LEAF_PREFIX_SIZE = 6
-LEAF_INDEX_SIZE = 5
+HASHES_PER_ROW = 2032
+# Stored hash levels are the multiples of LEVEL_STEP; a proof reads the
+# levels below it from one aligned block of BLOCK leaf hashes.
+LEVEL_STEP = 4
+BLOCK = 1 << LEVEL_STEP
+FORMAT = b"2"
 
 DEFAULT_MAP_SIZE = 1 << 40
 
 _U64 = struct.Struct(">Q")
+# The duplicate field of every AppendResult of an all-new batch.
+_NEW = itertools.repeat(False)
+_RESULT_TYPE = itertools.repeat(AppendResult)
 _ROW_KEY = struct.Struct(">BQ")
 _LENGTH = struct.Struct(">H")
 
+_FORMAT = b"format"
 _TREE_SIZE = b"tree_size"
 _PUBLISHED = b"published"
 _ORIGIN = b"origin"
 _WITNESSES = b"witnesses"
 _QUORUM = b"quorum"
-# RFC 9162 section 2.1.1 prefixes, as in ledger.merkle.leaf_hash and node_hash.
-_LEAF_PREFIX = b"\x00"
-_NODE_PREFIX = b"\x01"
 
 
 class StoreError(Exception):
@@ -131,6 +137,13 @@ def check_entry_size(entry: bytes) -> None:
         )
 
 
+def check_entry_sizes(entries: Sequence[bytes]) -> None:
+    """Raise EntryTooLargeError unless every entry is at most 65,535 bytes."""
+    if entries and max(map(len, entries)) > MAX_ENTRY_SIZE:
+        for entry in entries:
+            check_entry_size(entry)
+
+
 def split_bundle(bundle: bytes | memoryview) -> list[bytes]:
     """Split an entry bundle into its entries.
 
@@ -173,7 +186,7 @@ class _View:
         value = self._txn.get(_TREE_SIZE, db=self._store._dbs["meta"])
         return _U64.unpack(value)[0] if value is not None else 0
 
-    def _row(self, level: int, row: int) -> memoryview | bytes:
+    def _row(self, level: int, row: int, need: int = 0) -> memoryview | bytes:
         key = (level, row)
         data = self._rows.get(key)
         if data is None:
@@ -184,24 +197,6 @@ class _View:
                 )
             self._rows[key] = data
         return data
-
-    def _even_hash(self, level: int, index: int) -> bytes:
-        row, slot = divmod(index, HASHES_PER_ROW)
-        data = self._rows.get((level, row))
-        if data is None:
-            data = self._row(level, row)
-        start = slot * HASH_SIZE
-        value = bytes(data[start : start + HASH_SIZE])
-        if len(value) != HASH_SIZE:
-            raise CorruptStoreError(f"stored hash ({level}, {index}) is missing")
-        return value
-
-    def _hash(self, level: int, index: int) -> bytes:
-        if level & 1:
-            left = self._even_hash(level - 1, 2 * index)
-            right = self._even_hash(level - 1, 2 * index + 1)
-            return sha256(_NODE_PREFIX + left + right).digest()
-        return self._even_hash(level, index)
 
     def read_hashes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
         """Return the stored hash of each (level, index) in ids, in order."""
@@ -285,9 +280,20 @@ class _View:
                 return
             yield row, bytes(value)
 
+    def _hash(self, level: int, index: int) -> bytes:
+        return _read_hash(self._row, level, index)
+
     def find_leaf(self, leaf_hash: bytes) -> int | None:
         """Return the leaf_index of the entry with this leaf hash, or None."""
-        return _find_leaf(self._txn, self._store._dbs["leaves"], leaf_hash, self._hash)
+        return self._store._index.find(self._txn, leaf_hash, lambda i: self._hash(0, i))
+
+    def check_leaf_index(self, leaf_hashes: bytes) -> int | None:
+        """Check the leaf-hash index against every leaf hash, concatenated.
+
+        Returns the first leaf_index without exactly its own index record,
+        or None when the index is whole.
+        """
+        return self._store._index.verify(self._txn, leaf_hashes)
 
     def latest_checkpoint(self) -> PublishedCheckpoint | None:
         """Return the latest published checkpoint, or None before the first."""
@@ -324,29 +330,36 @@ class _View:
         )
 
 
-def _find_leaf(txn, leaves_db, leaf_hash: bytes, read_hash) -> int | None:
-    prefix = leaf_hash[:LEAF_PREFIX_SIZE]
-    # Most lookups are misses for new entries: one get() settles them.
-    if txn.get(prefix, db=leaves_db) is None:
-        return None
-    cursor = txn.cursor(db=leaves_db)
-    cursor.set_key(prefix)
-    for value in cursor.iternext_dup():
-        index = int.from_bytes(value, "big")
-        if read_hash(0, index) == leaf_hash:
-            return index
-    return None
+def _read_hash(row_of, level: int, index: int) -> bytes:
+    """Return stored hash (level, index) through row_of(level, row, need).
+
+    row_of returns the row's buffer and may raise when it holds fewer than
+    `need` bytes.
+    A level that is not a multiple of LEVEL_STEP is hashed up from the
+    aligned run of stored hashes below it, which lies in one row.
+    """
+    base = level - level % LEVEL_STEP
+    width = 1 << (level - base)
+    first = index * width
+    row, slot = divmod(first, HASHES_PER_ROW)
+    data = row_of(base, row, (slot + width) * HASH_SIZE)
+    value = bytes(data[slot * HASH_SIZE : (slot + width) * HASH_SIZE])
+    if len(value) != width * HASH_SIZE:
+        raise CorruptStoreError(
+            f"stored hash ({level}, {index}) is missing; run `ledger log check`"
+            " to find the damage"
+        )
+    while len(value) > HASH_SIZE:
+        value = native.parent_level(value)
+    return value
 
 
 class _BatchWriter:
-    """Appends entries and stored hashes inside one write transaction.
+    """Appends entries, stored hashes and index runs in one write transaction.
 
-    append() hashes the entries, settles duplicates with one index lookup
-    for the whole batch and writes the entry bundles; finish() then computes
-    the stored hashes of the whole batch level by level and writes each
-    touched row once. Serves as the HashReader of
-    stored_hashes_for_range, which reads only hashes of the tree as it was
-    before the batch.
+    Reads only the tree as it was before the batch: the last partial entry
+    bundle and row of each stored level, the left siblings of the first new
+    node of each level, and the index runs that settle duplicates.
     """
 
     def __init__(self, store: LogStore, txn: lmdb.Transaction, tree_size: int) -> None:
@@ -354,100 +367,109 @@ class _BatchWriter:
         self.meta_db = store._dbs["meta"]
         self.hashes_db = store._dbs["hashes"]
         self.bundles_db = store._dbs["bundles"]
-        self.leaves_db = store._dbs["leaves"]
-        self.begin = tree_size
+        self.index = store._index
         self.tree_size = tree_size
-        self.leaf_hashes: list[bytes] = []
-        self.batch_leaves: dict[bytes, int] = {}
-        self.bundle = bytearray()
-        if tree_size % ENTRIES_PER_BUNDLE:
-            index = tree_size // ENTRIES_PER_BUNDLE
-            stored = txn.get(_U64.pack(index), db=self.bundles_db)
-            if stored is None:
-                raise CorruptStoreError(f"entry bundle {index} is missing")
-            self.bundle = bytearray(stored)
+
+    def _row(self, level: int, row: int, need: int = 0) -> bytes:
+        data = self.txn.get(_ROW_KEY.pack(level, row), db=self.hashes_db)
+        if data is None:
+            raise CorruptStoreError(f"stored hashes of level {level} row {row} are missing")
+        return data
 
     def _hash(self, level: int, index: int) -> bytes:
-        if level & 1:
-            return node_hash(
-                self._hash(level - 1, 2 * index), self._hash(level - 1, 2 * index + 1)
-            )
-        row, slot = divmod(index, HASHES_PER_ROW)
-        data = self.txn.get(_ROW_KEY.pack(level, row), db=self.hashes_db) or b""
-        value = bytes(data[slot * HASH_SIZE : (slot + 1) * HASH_SIZE])
-        if len(value) != HASH_SIZE:
-            raise CorruptStoreError(f"stored hash ({level}, {index}) is missing")
-        return value
-
-    def read_hashes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
-        return [self._hash(level, index) for level, index in ids]
-
-    def _find_stored(self, hashes: list[bytes]) -> dict[bytes, int]:
-        """Return leaf_index by leaf hash for those of hashes already stored."""
-        prefixes = sorted({hash_[:LEAF_PREFIX_SIZE] for hash_ in hashes})
-        # One C call settles the common case: no new prefix is in the index.
-        cursor = self.txn.cursor(db=self.leaves_db)
-        hits = {bytes(key) for key, _ in cursor.getmulti(prefixes)}
-        found: dict[bytes, int] = {}
-        if hits:
-            for hash_ in hashes:
-                if hash_[:LEAF_PREFIX_SIZE] in hits and hash_ not in found:
-                    index = _find_leaf(self.txn, self.leaves_db, hash_, self._hash)
-                    if index is not None:
-                        found[hash_] = index
-        return found
+        return _read_hash(self._row, level, index)
 
     def append(self, entries: Sequence[bytes]) -> list[AppendResult]:
         """Add entries after the stored tree; returns one result per entry."""
-        sha = sha256
-        hashes = [sha(_LEAF_PREFIX + entry).digest() for entry in entries]
-        first_index = self._find_stored(hashes)
+        begin = self.tree_size
+        blob = native.leaf_hashes(entries)
+        hashes = [blob[offset : offset + HASH_SIZE] for offset in range(0, len(blob), HASH_SIZE)]
+        stored = self.index.lookup(self.txn, blob, lambda i: self._hash(0, i))
+        if not stored and len(set(hashes)) == len(hashes):
+            # Every entry is new: the common case, with no loop per entry.
+            # tuple.__new__ builds each NamedTuple without a Python-level call.
+            results = list(
+                itertools.starmap(
+                    tuple.__new__,
+                    zip(_RESULT_TYPE, zip(range(begin, begin + len(hashes)), hashes, _NEW)),
+                )
+            )
+            new_entries = entries
+            new_blob = blob
+        else:
+            results, new_entries, new_blob = self._settle_duplicates(entries, hashes, stored)
+        end = begin + len(new_entries)
+        if end == begin:
+            return results
+        self._put_bundles(new_entries)
+        siblings = []
+        level = 0
+        while (end >> (level + 1)) > (begin >> (level + 1)):
+            first = begin >> level
+            siblings.append(self._hash(level, first - 1) if first & 1 else None)
+            level += 1
+        for level, first, data in native.range_levels(begin, new_blob, siblings):
+            if level % LEVEL_STEP == 0:
+                self._put_level(level, first, data)
+        self.index.add(self.txn, begin, new_blob)
+        self.tree_size = end
+        self.txn.put(_TREE_SIZE, _U64.pack(end), db=self.meta_db)
+        return results
+
+    def _settle_duplicates(
+        self, entries: Sequence[bytes], hashes: list[bytes], stored: dict[int, int]
+    ) -> tuple[list[AppendResult], list[bytes], bytes]:
+        """Give a duplicate the first copy's leaf_index; keep the new entries."""
         results = []
         new_entries = []
+        new_hashes = []
+        batch: dict[bytes, int] = {}
         index = self.tree_size
-        for entry, hash_ in zip(entries, hashes):
-            first = first_index.get(hash_)
+        for position, (entry, hash_) in enumerate(zip(entries, hashes)):
+            first = stored.get(position)
+            if first is None:
+                first = batch.get(hash_)
             if first is not None:
                 results.append(AppendResult(first, hash_, True))
                 continue
-            first_index[hash_] = index
-            self.batch_leaves[hash_] = index
+            batch[hash_] = index
             new_entries.append(entry)
-            self.leaf_hashes.append(hash_)
+            new_hashes.append(hash_)
             results.append(AppendResult(index, hash_))
             index += 1
-        self._put_bundles(new_entries)
-        self.tree_size = index
-        return results
+        return results, new_entries, b"".join(new_hashes)
 
-    def _put_bundles(self, entries: list[bytes]) -> None:
+    def _put_bundles(self, entries: Sequence[bytes]) -> None:
         """Append entries to the last bundle and write every bundle touched."""
-        pack = _LENGTH.pack
         position = self.tree_size
         offset = 0
         records = []
+        last = b""
+        if position % ENTRIES_PER_BUNDLE:
+            index = position // ENTRIES_PER_BUNDLE
+            last = self.txn.get(_U64.pack(index), db=self.bundles_db)
+            if last is None:
+                raise CorruptStoreError(f"entry bundle {index} is missing")
         while offset < len(entries):
             take = min(ENTRIES_PER_BUNDLE - position % ENTRIES_PER_BUNDLE, len(entries) - offset)
-            parts = [self.bundle] if position % ENTRIES_PER_BUNDLE else []
-            for entry in entries[offset : offset + take]:
-                parts.append(pack(len(entry)))
-                parts.append(entry)
+            chunk = entries[offset : offset + take]
+            parts: list = [None] * (2 * take)
+            parts[0::2] = map(_LENGTH.pack, map(len, chunk))
+            parts[1::2] = chunk
+            if position % ENTRIES_PER_BUNDLE:
+                parts.insert(0, last)
             records.append((_U64.pack(position // ENTRIES_PER_BUNDLE), b"".join(parts)))
             position += take
             offset += take
-        if records:
-            self.txn.cursor(db=self.bundles_db).putmulti(records)
-            last = records[-1][1]
-            self.bundle = bytearray(last) if position % ENTRIES_PER_BUNDLE else bytearray()
+        self.txn.cursor(db=self.bundles_db).putmulti(records)
 
-    def _put_level(self, level: int, first: int, hashes: list[bytes]) -> None:
-        """Write the stored hashes (level, first + k) into their rows."""
+    def _put_level(self, level: int, first: int, data: bytes) -> None:
+        """Write the stored hashes (level, first + k), concatenated, into their rows."""
         row, slot = divmod(first, HASHES_PER_ROW)
-        data = b"".join(hashes)
         records = []
         take = (HASHES_PER_ROW - slot) * HASH_SIZE
+        key = _ROW_KEY.pack(level, row)
         if slot:
-            key = _ROW_KEY.pack(level, row)
             stored = self.txn.get(key, db=self.hashes_db)
             if stored is None or len(stored) != slot * HASH_SIZE:
                 raise CorruptStoreError(
@@ -455,55 +477,43 @@ class _BatchWriter:
                 )
             records.append((key, bytes(stored) + data[:take]))
         else:
-            records.append((_ROW_KEY.pack(level, row), data[:take]))
+            records.append((key, data[:take]))
         row_size = HASHES_PER_ROW * HASH_SIZE
         for offset in range(take, len(data), row_size):
             row += 1
             records.append((_ROW_KEY.pack(level, row), data[offset : offset + row_size]))
         self.txn.cursor(db=self.hashes_db).putmulti(records)
 
-    def finish(self) -> None:
-        # Only even levels are stored; odd ones are rebuilt from their children.
-        for level, first, hashes in stored_hashes_for_range(
-            self.begin, self.leaf_hashes, self
-        ):
-            if not level & 1:
-                self._put_level(level, first, hashes)
-        # Index records go in at the end, in key order, so that each B-tree
-        # page of the index is visited once per batch.
-        records = sorted(
-            [
-                (hash_[:LEAF_PREFIX_SIZE], index.to_bytes(LEAF_INDEX_SIZE, "big"))
-                for hash_, index in self.batch_leaves.items()
-            ]
-        )
-        self.txn.cursor(db=self.leaves_db).putmulti(records, dupdata=True)
-        self.txn.put(_TREE_SIZE, _U64.pack(self.tree_size), db=self.meta_db)
-
 
 class _HashCache:
-    """Serves read_hashes for proofs with few LMDB transactions and copies.
+    """Serves proofs and read_hashes with few LMDB transactions and copies.
 
-    Proofs are frequent and each reads about 2 * log2(tree_size) hashes,
+    Proofs are frequent and each needs about 2 * log2(tree_size) hashes,
     so beginning a transaction and a _View per proof would cost more than
     the reads. Each thread keeps one read transaction for at most
     MAX_SNAPSHOT_AGE seconds, so that it pins old pages only briefly, and
     begins a new one at once when a hash it needs is newer than its snapshot.
-    Levels >= MEMORY_LEVEL, odd ones included, are kept in memory as one
-    contiguous image per level, grown on demand: stored hashes never change
-    once written, and at 10M leaves these levels take about 38 MiB
-    (20 MB for level 4, half as much for each level above). A proof then
-    reads one row each of levels 0 and 2 from LMDB.
+
+    Every level >= LEVEL_STEP is kept in memory as one contiguous image,
+    grown on demand: stored hashes never change once written, and at 10M
+    leaves these images take about 40 MiB (20 MB for level 4, half as much
+    for each level above). A proof then reads at most two aligned blocks of
+    16 leaf hashes from LMDB, the one around its leaf and the last one of
+    the tree, and hashes the levels below LEVEL_STEP from them.
     """
 
-    MEMORY_LEVEL = 4
     MAX_SNAPSHOT_AGE = 0.05
 
     def __init__(self, env: lmdb.Environment, hashes_db: object) -> None:
         self._env = env
         self._db = hashes_db
         self._local = threading.local()
-        self._images: dict[int, bytearray] = {}
+        # images[level] holds the hashes (level, 0), (level, 1), ... of
+        # every level >= LEVEL_STEP; levels below are None.
+        self.images: list[bytearray | None] = [None] * LEVEL_STEP + [
+            bytearray() for _ in range(LEVEL_STEP, 64)
+        ]
+        self._covered = 0
         self._grow_lock = threading.Lock()
 
     def _snapshot(self, fresh: bool) -> lmdb.Transaction:
@@ -526,14 +536,16 @@ class _HashCache:
             txn.abort()
             self._local.txn = None
 
-    def _row(self, level: int, row: int, need: int, views: dict) -> memoryview:
-        """Return row `row` of an even level, holding at least `need` bytes."""
+    def _row(self, level: int, row: int, need: int) -> memoryview:
+        """Return row `row` of a stored level, holding at least `need` bytes.
+
+        Call _snapshot first. A buffer from an earlier call becomes invalid
+        when this one has to begin a new snapshot.
+        """
         key = _ROW_KEY.pack(level, row)
         data = self._local.txn.get(key, db=self._db)
         if data is None or len(data) < need:
             # The snapshot may predate the hash, so retry in a new one.
-            # Views into the old snapshot become invalid with it.
-            views.clear()
             data = self._snapshot(fresh=True).get(key, db=self._db)
             if data is None or len(data) < need:
                 raise CorruptStoreError(
@@ -542,74 +554,70 @@ class _HashCache:
                 )
         return data
 
-    def _grow(self, level: int, count: int) -> bytearray:
-        """Extend the image of `level` to at least `count` hashes."""
+    def cover(self, tree_size: int) -> None:
+        """Grow the images to hold every complete subtree of tree_size."""
+        if tree_size <= self._covered:
+            return
         with self._grow_lock:
-            image = self._images.setdefault(level, bytearray())
-            have = len(image) // HASH_SIZE
-            if have >= count:
-                return image
-            if level & 1:
-                below = self._images.get(level - 1)
-                if below is None or len(below) < 2 * count * HASH_SIZE:
-                    below = self._grow_even(level - 1, 2 * count)
-                view = memoryview(below)
-                parts = [
-                    sha256(_NODE_PREFIX + view[2 * i * HASH_SIZE : (2 * i + 2) * HASH_SIZE]).digest()
-                    for i in range(have, count)
-                ]
-                image += b"".join(parts)
-                return image
-            return self._grow_even(level, count)
+            if tree_size <= self._covered:
+                return
+            self._snapshot(fresh=False)
+            images = self.images
+            bottom = images[LEVEL_STEP]
+            need = tree_size >> LEVEL_STEP
+            while len(bottom) < need * HASH_SIZE:
+                have = len(bottom) // HASH_SIZE
+                row, slot = divmod(have, HASHES_PER_ROW)
+                count = min(need - row * HASHES_PER_ROW, HASHES_PER_ROW)
+                data = self._row(LEVEL_STEP, row, count * HASH_SIZE)
+                bottom += data[slot * HASH_SIZE : count * HASH_SIZE]
+            for level in range(LEVEL_STEP + 1, 64):
+                need = tree_size >> level
+                image = images[level]
+                have = len(image) // HASH_SIZE
+                if need <= have:
+                    continue
+                below = images[level - 1]
+                image += native.parent_level(
+                    memoryview(below)[2 * have * HASH_SIZE : 2 * need * HASH_SIZE]
+                )
+            self._covered = tree_size
 
-    def _grow_even(self, level: int, count: int) -> bytearray:
-        image = self._images.setdefault(level, bytearray())
-        have = len(image) // HASH_SIZE
-        views: dict = {}
-        while have < count:
-            row, slot = divmod(have, HASHES_PER_ROW)
-            need = (min(count - row * HASHES_PER_ROW, HASHES_PER_ROW)) * HASH_SIZE
-            data = self._row(level, row, need, views)
-            image += data[slot * HASH_SIZE :]
-            have = len(image) // HASH_SIZE
-        return image
+    def _block(self, first: int, end: int) -> memoryview:
+        """Return the leaf hashes [first, end) of one aligned block."""
+        row, slot = divmod(first, HASHES_PER_ROW)
+        data = self._row(0, row, (slot + end - first) * HASH_SIZE)
+        return data[slot * HASH_SIZE : (slot + end - first) * HASH_SIZE]
+
+    def spans(self, leaf_index: int, tree_size: int) -> list[tuple[int, memoryview]]:
+        """Return the leaf-hash blocks a proof about leaf_index reads.
+
+        They are the aligned block of BLOCK leaves around leaf_index and the
+        last block of the tree; requires 0 <= leaf_index < tree_size.
+        """
+        self._snapshot(fresh=False)
+        last = (tree_size - 1) & -BLOCK
+        here = leaf_index & -BLOCK
+        # Reading the last block first means a snapshot renewed for it
+        # cannot invalidate the other block's buffer: the other is older.
+        last_span = (last, self._block(last, tree_size))
+        if here == last:
+            return [last_span]
+        return [(here, self._block(here, min(here + BLOCK, tree_size))), last_span]
 
     def read_hashes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
         """Return the stored hash of each (level, index) in ids, in order."""
+        images = self.images
+        need = max(((index + 1) << level for level, index in ids), default=0)
+        self.cover(need)
         self._snapshot(fresh=False)
-        images = self._images
-        top = self.MEMORY_LEVEL
-        views: dict[tuple[int, int], memoryview] = {}
         result = []
-
-        def even(level: int, index: int) -> bytes:
-            row, slot = divmod(index, HASHES_PER_ROW)
-            key = (level, row)
-            start = slot * HASH_SIZE
-            data = views.get(key)
-            if data is None or len(data) < start + HASH_SIZE:
-                data = self._row(level, row, start + HASH_SIZE, views)
-                views[key] = data
-            return bytes(data[start : start + HASH_SIZE])
-
-        append = result.append
         for level, index in ids:
-            if level >= top:
+            if level >= LEVEL_STEP:
                 start = index * HASH_SIZE
-                image = images.get(level)
-                if image is None or len(image) < start + HASH_SIZE:
-                    image = self._grow(level, index + 1)
-                append(bytes(image[start : start + HASH_SIZE]))
-            elif level & 1:
-                append(
-                    sha256(
-                        _NODE_PREFIX
-                        + even(level - 1, 2 * index)
-                        + even(level - 1, 2 * index + 1)
-                    ).digest()
-                )
+                result.append(bytes(images[level][start : start + HASH_SIZE]))
             else:
-                append(even(level, index))
+                result.append(_read_hash(self._row, level, index))
         return result
 
 
@@ -651,12 +659,40 @@ class LogStore:
             create=create,
         )
         self._dbs: dict[str, object] = {}
-        names = ("meta", "bundles", "hashes", "leaves", "checkpoints", "published")
-        for name in names:
-            self._dbs[name] = self.env.open_db(
-                name.encode(), create=not readonly, dupsort=name == "leaves"
-            )
+        names = ("meta", "bundles", "hashes", "leafruns", "checkpoints", "published")
+        try:
+            for name in names:
+                self._dbs[name] = self.env.open_db(name.encode(), create=not readonly)
+            self._check_format(readonly)
+        except lmdb.IncompatibleError as error:
+            # A database of this name exists with other flags: an older layout.
+            self.env.close()
+            raise StoreError(
+                f"the store at {self.path} does not have the layout of this"
+                f" version ({error}); it was written by another version"
+            ) from error
+        except BaseException:
+            self.env.close()
+            raise
+        self._index = LeafIndex(self._dbs["leafruns"])
         self._hash_cache = _HashCache(self.env, self._dbs["hashes"])
+
+    def _check_format(self, readonly: bool) -> None:
+        """Stamp a new store with FORMAT; refuse a store of another layout."""
+        meta = self._dbs["meta"]
+        with self.env.begin(write=not readonly) as txn:
+            stamp = txn.get(_FORMAT, db=meta)
+            if stamp is None and txn.get(_TREE_SIZE, db=meta) is None and not readonly:
+                txn.put(_FORMAT, FORMAT, db=meta)
+                return
+            if stamp != FORMAT:
+                found = "none" if stamp is None else repr(bytes(stamp).decode(errors="replace"))
+                raise StoreError(
+                    f"the store at {self.path} has layout version {found}, and"
+                    f" this version reads only {FORMAT.decode()}; export its"
+                    " entries with the version that wrote it and import them"
+                    " with `ledger log append`"
+                )
 
     def close(self) -> None:
         """Close the LMDB environment; the store is unusable afterwards."""
@@ -689,6 +725,37 @@ class LogStore:
         and the read API take this path (see _HashCache).
         """
         return self._hash_cache.read_hashes(ids)
+
+    def inclusion_proof(self, leaf_index: int, tree_size: int) -> list[bytes]:
+        """Build the RFC 9162 inclusion proof of leaf_index in a tree of tree_size.
+
+        The same proof as ledger.merkle.inclusion_proof over read_hashes,
+        built by the native module from the in-memory levels and at most
+        two LMDB reads. Requires 0 <= leaf_index < tree_size <= the
+        committed tree size; raises TreeRangeError otherwise.
+        """
+        if not 0 <= leaf_index < tree_size:
+            return native.inclusion_proof(leaf_index, tree_size, [], [])
+        cache = self._hash_cache
+        cache.cover(tree_size)
+        return native.inclusion_proof(
+            leaf_index, tree_size, cache.spans(leaf_index, tree_size), cache.images
+        )
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        """Build the RFC 9162 consistency proof between trees of size1 and size2.
+
+        The same proof as ledger.merkle.consistency_proof over read_hashes.
+        Requires 0 < size1 <= size2 <= the committed tree size (or
+        size1 == size2); raises TreeRangeError otherwise.
+        """
+        if not 0 < size1 < size2:
+            return native.consistency_proof(size1, size2, [], [])
+        cache = self._hash_cache
+        cache.cover(size2)
+        return native.consistency_proof(
+            size1, size2, cache.spans(size1 - 1, size2), cache.images
+        )
 
     def read_tile(self, level: int, index: int, width: int) -> bytes:
         """Return the hashes of tile (level, index) of the given width."""
@@ -747,14 +814,11 @@ class LogStore:
         Requires len(entry) <= 65,535 for every entry; raises
         EntryTooLargeError before writing anything otherwise.
         """
-        for entry in entries:
-            check_entry_size(entry)
+        check_entry_sizes(entries)
         with self.env.begin(write=True) as txn:
             meta_value = txn.get(_TREE_SIZE, db=self._dbs["meta"])
             tree_size = _U64.unpack(meta_value)[0] if meta_value else 0
-            writer = _BatchWriter(self, txn, tree_size)
-            results = writer.append(entries)
-            writer.finish()
+            results = _BatchWriter(self, txn, tree_size).append(entries)
         return results
 
     def put_signed_checkpoint(self, tree_size: int, note: bytes) -> None:

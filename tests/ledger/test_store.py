@@ -113,17 +113,36 @@ def test_duplicate_returns_first_index(store):
 
 
 def test_prefix_collision_checks_full_hash(store):
-    entries = make_entries(5)
+    entries = make_entries(8)
     store.append_batch(entries)
-    # A stray index record under the same 6-byte prefix must not be taken
-    # for the entry: the lookup compares the full stored leaf hash.
-    target = leaf_hash(entries[4])
+    # A forged index run maps the target's 32-bit prefix to leaf 0, whose
+    # hash differs: the lookup compares the full stored leaf hash and goes
+    # on to the target's own record.
+    partition_of = [leaf_hash(entry)[0] >> 4 for entry in entries]
+    target_index = next(
+        i for i in range(1, 8) if partition_of[i] != partition_of[0]
+    )
+    target = leaf_hash(entries[target_index])
+    prefix = (int.from_bytes(target[:8], "big") >> 28) & 0xFFFFFFFF
+    forged = prefix.to_bytes(4, "little") + (0).to_bytes(4, "little")
     with store.env.begin(write=True) as txn:
-        txn.put(target[:6], (0).to_bytes(5, "big"), db=store._dbs["leaves"], dupdata=True)
-    assert store.find_leaf(target) == 4
-    result = store.append_batch([entries[4]])[0]
-    assert result.leaf_index == 4
+        key = bytes([partition_of[target_index]]) + (0).to_bytes(8, "big")
+        assert txn.get(key, db=store._dbs["leafruns"]) is None
+        txn.put(key, forged, db=store._dbs["leafruns"])
+    assert store.find_leaf(target) == target_index
+    result = store.append_batch([entries[target_index]])[0]
+    assert result.leaf_index == target_index
     assert result.duplicate
+
+
+def test_old_layout_refused(tmp_path):
+    path = tmp_path / "old"
+    with LogStore(path, create=True) as store:
+        store.append_batch([b"entry"])
+        with store.env.begin(write=True) as txn:
+            txn.put(b"format", b"1", db=store._dbs["meta"])
+    with pytest.raises(StoreError, match="layout version '1'"):
+        LogStore(path)
 
 
 def test_oversized_entry_rejected_before_writing(store):

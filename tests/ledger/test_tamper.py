@@ -94,14 +94,40 @@ def test_flipped_leaf_hash_byte_named(copy):
 def test_flipped_interior_hash_named(copy):
     log = open_log(copy)
     try:
-        stored = log.store.read_hashes([(2, 100)])[0]
+        stored = log.store.read_hashes([(4, 25)])[0]
     finally:
         log.close()
     assert flip_everywhere(copy, stored, 5) >= 1
     result = check(copy)
     assert result.returncode == 1
     assert b"at leaf_index 400:" in result.stderr
-    assert b"stored hash (2, 100)" in result.stderr
+    assert b"stored hash (4, 25)" in result.stderr
+
+
+def test_flipped_index_record_named(copy):
+    # The leaf-hash index keeps each leaf's 32-bit prefix in a run of its
+    # partition; change leaf 500's prefix there.
+    log = open_log(copy)
+    try:
+        store = log.store
+        target = leaf_hash(make_entry(500))
+        with store.env.begin() as txn:
+            for first, value in store._index.runs(txn, target[0] >> 4):
+                value = bytes(value)
+                count = len(value) // 8
+                offsets = [
+                    int.from_bytes(value[4 * (count + k) : 4 * (count + k + 1)], "little")
+                    for k in range(count)
+                ]
+                if 500 - first in offsets:
+                    slot = offsets.index(500 - first)
+                    break
+    finally:
+        log.close()
+    assert flip_everywhere(copy, value, 4 * slot + 1) >= 1
+    result = check(copy)
+    assert result.returncode == 1
+    assert b"leaf-hash index does not lead to leaf_index 500" in result.stderr
 
 
 def test_flipped_checkpoint_byte_found(copy):

@@ -19,8 +19,8 @@ merge tree:
   because a batch appends after every earlier leaf and only adjacent runs
   are merged. A run's tier is floor(log4(length)). Tiers never increase
   from the oldest run to the newest, and four runs of one tier merge into
-  one of a higher tier, so a partition of n leaves has at most
-  3 * log4(n) + 1 runs and each leaf is rewritten about log4(n) times.
+  one of a higher tier. So a partition of n leaves has at most
+  3 * log4(n) + 1 runs, and each leaf is rewritten about log4(n) times.
 - A prefix matches one leaf in about 2**32 / n, so every hit is checked
   against the full leaf hash before it counts.
 """
@@ -46,10 +46,6 @@ _PREFIX = np.dtype("<u4")
 LeafHashReader = Callable[[int], bytes]
 
 
-class CorruptIndexError(Exception):
-    """A run of the leaf-hash index is malformed: its length is not 8 * k bytes."""
-
-
 def _split(leaf_hashes: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Return the partition and 32-bit prefix of each 32-byte leaf hash."""
     heads = np.frombuffer(leaf_hashes, dtype=">u8").reshape(-1, 4)[:, 0]
@@ -64,7 +60,10 @@ def _tier(length: int) -> int:
 
 def _arrays(value: memoryview | bytes) -> tuple[np.ndarray, np.ndarray]:
     if len(value) % RECORD_SIZE:
-        raise CorruptIndexError(
+        # Imported here because ledger.store imports this module.
+        from ledger.store import CorruptStoreError
+
+        raise CorruptStoreError(
             f"a leaf-hash index run is {len(value)} bytes, not a multiple of"
             f" {RECORD_SIZE}; run `ledger log check` to find the damage"
         )
@@ -111,10 +110,10 @@ class LeafIndex:
         # positioned per partition.
         for key, value in txn.cursor(db=self.db):
             partition, first = _KEY.unpack(key)
-            wanted = queries_of.get(partition)
-            if wanted is None:
+            batch_queries = queries_of.get(partition)
+            if batch_queries is None:
                 continue
-            positions, queries = wanted
+            positions, queries = batch_queries
             stored, offsets = _arrays(value)
             if not len(stored):
                 continue

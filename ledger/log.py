@@ -405,7 +405,7 @@ def check_log(log: Log) -> int:
                 min(leaf_index, tree_size),
             )
 
-        # 2. The leaf-hash index holds exactly one record for each leaf.
+        # 2. The leaf-hash index contains exactly one record for each leaf.
         missing = view.check_leaf_index(bytes(computed))
         if missing is not None:
             raise LogCheckError(

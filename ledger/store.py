@@ -333,7 +333,7 @@ class _View:
 def _read_hash(row_of, level: int, index: int) -> bytes:
     """Return stored hash (level, index) through row_of(level, row, need).
 
-    row_of returns the row's buffer and may raise when it holds fewer than
+    row_of returns the row's buffer and may raise when it contains fewer than
     `need` bytes.
     A level that is not a multiple of LEVEL_STEP is hashed up from the
     aligned run of stored hashes below it, which lies in one row.
@@ -508,7 +508,7 @@ class _HashCache:
         self._env = env
         self._db = hashes_db
         self._local = threading.local()
-        # images[level] holds the hashes (level, 0), (level, 1), ... of
+        # images[level] contains the hashes (level, 0), (level, 1), ... of
         # every level >= LEVEL_STEP; levels below are None.
         self.images: list[bytearray | None] = [None] * LEVEL_STEP + [
             bytearray() for _ in range(LEVEL_STEP, 64)
@@ -597,13 +597,13 @@ class _HashCache:
         """
         self._snapshot(fresh=False)
         last = (tree_size - 1) & -BLOCK
-        here = leaf_index & -BLOCK
+        around = leaf_index & -BLOCK
         # Reading the last block first means a snapshot renewed for it
         # cannot invalidate the other block's buffer: the other is older.
         last_span = (last, self._block(last, tree_size))
-        if here == last:
+        if around == last:
             return [last_span]
-        return [(here, self._block(here, min(here + BLOCK, tree_size))), last_span]
+        return [(around, self._block(around, min(around + BLOCK, tree_size))), last_span]
 
     def read_hashes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
         """Return the stored hash of each (level, index) in ids, in order."""
@@ -678,7 +678,7 @@ class LogStore:
         self._hash_cache = _HashCache(self.env, self._dbs["hashes"])
 
     def _check_format(self, readonly: bool) -> None:
-        """Stamp a new store with FORMAT; refuse a store of another layout."""
+        """Stamp a new store with FORMAT; reject a store of another layout."""
         meta = self._dbs["meta"]
         with self.env.begin(write=not readonly) as txn:
             stamp = txn.get(_FORMAT, db=meta)

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.leafindex import FANOUT, PARTITIONS, CorruptIndexError, LeafIndex
+from ledger.leafindex import FANOUT, PARTITIONS, LeafIndex
+from ledger.store import CorruptStoreError
 
 
 def leaf(number: int) -> bytes:
@@ -118,5 +119,5 @@ def test_malformed_run_raises(env):
     index = LeafIndex(db)
     with env.begin(write=True) as txn:
         txn.put(bytes([3]) + (0).to_bytes(8, "big"), b"12345", db=db)
-    with env.begin() as txn, pytest.raises(CorruptIndexError, match="5 bytes"):
+    with env.begin() as txn, pytest.raises(CorruptStoreError, match="5 bytes"):
         index.lookup(txn, bytes([0x30]) + bytes(31), lambda i: b"")

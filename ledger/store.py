@@ -515,6 +515,7 @@ class _HashCache:
         ]
         self._covered = 0
         self._grow_lock = threading.Lock()
+        self._last_span: tuple[int, tuple[int, bytes]] = (-1, (0, b""))
 
     def _snapshot(self, fresh: bool) -> lmdb.Transaction:
         local = self._local
@@ -598,9 +599,12 @@ class _HashCache:
         self._snapshot(fresh=False)
         last = (tree_size - 1) & -BLOCK
         around = leaf_index & -BLOCK
-        # Reading the last block first means a snapshot renewed for it
-        # cannot invalidate the other block's buffer: the other is older.
-        last_span = (last, self._block(last, tree_size))
+        # Most proofs are for the latest tree, so its last block is kept as
+        # a copy: the leaf hashes of a tree of one size never change.
+        cached_size, last_span = self._last_span
+        if cached_size != tree_size:
+            last_span = (last, bytes(self._block(last, tree_size)))
+            self._last_span = (tree_size, last_span)
         if around == last:
             return [last_span]
         return [(around, self._block(around, min(around + BLOCK, tree_size))), last_span]

@@ -16,6 +16,7 @@ system:
 	command -v qpdf >/dev/null || missing="$$missing qpdf"; \
 	command -v certutil >/dev/null || missing="$$missing libnss3-tools"; \
 	[ -f /usr/include/openssl/sha.h ] || missing="$$missing libssl-dev"; \
+	command -v gcc >/dev/null || missing="$$missing gcc"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -338,3 +340,43 @@ def check_workload(recorded, submitted, max_batch):
     assert all(copies == 1 for copies in stored_copies.values())
     # 3. The log contains exactly the distinct entries.
     assert recorded.tree_size() == len(first_index)
+
+
+FREEZE_CHECK = """
+import asyncio, gc, sys
+from ledger.sequencer import Sequencer
+from ledger.store import LogStore
+
+freeze_calls = []
+freeze = gc.freeze
+gc.freeze = lambda: (freeze_calls.append(1), freeze())
+
+async def main():
+    with LogStore(sys.argv[1], create=True) as store:
+        before = gc.get_freeze_count()
+        async with Sequencer(store) as sequencer:
+            frozen = gc.get_freeze_count()
+            await sequencer.append(b"entry")
+        async with Sequencer(store):
+            pass
+    print(before, frozen, len(freeze_calls))
+
+asyncio.run(main())
+"""
+
+
+def test_first_start_freezes_startup_objects(tmp_path):
+    # A fresh process, because this test process may have frozen already.
+    output = subprocess.run(
+        [sys.executable, "-c", FREEZE_CHECK, str(tmp_path / "log.lmdb")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    before, frozen, calls = (int(count) for count in output.split())
+    assert before == 0
+    # The imports of ledger alone leave well over 10,000 tracked objects.
+    assert frozen > 10_000
+    # The second sequencer's start() does not freeze again.
+    assert calls == 1

@@ -50,12 +50,12 @@ PIPELINE = 64
 SAMPLES = 5_000
 
 
-# "bench entry " + 12 digits + " " is 25 bytes; the x padding fills the rest.
+# "bench entry " + 12 digits + " " is 25 bytes, and x padding fills the rest.
 _ENTRY_FORMAT = b"bench entry %012d " + b"x" * (ENTRY_SIZE - 25)
 
 
 def make_entry(number: int) -> bytes:
-    """Return a distinct entry of ENTRY_SIZE bytes; requires 0 <= number < 10**12."""
+    """Return a distinct entry of ENTRY_SIZE bytes. Requires 0 <= number < 10**12."""
     return _ENTRY_FORMAT % number
 
 
@@ -218,7 +218,7 @@ async def integration_latency(
             begin = time.perf_counter()
             number = first
             while (now := time.perf_counter()) - begin < seconds:
-                # Submit every entry whose scheduled time has come; the
+                # Submit every entry whose scheduled time has come. The
                 # entries of one tick share a callback and a start time.
                 due = int((now - begin) / interval) + first
                 if number < due:

@@ -482,6 +482,8 @@ def _check(args: argparse.Namespace) -> int:
         return _fail(f"log check failed{where}: {error}")
     except lmdb.Error as error:
         return _fail(f"log check failed: {_store_error(args.data, error)}")
+    except StoreError as error:
+        return _fail(f"log check failed: {error}")
     finally:
         log.close()
     print(f"ok: {tree_size} entries and their checkpoints match")

@@ -435,7 +435,10 @@ def check_log(log: Log) -> int:
         # 4. Every signed checkpoint and the published one carry the log's
         #    signature and the root_hash of the checked tree of their size.
         notes = view.signed_checkpoints()
-        latest = view.latest_checkpoint()
+        try:
+            latest = view.latest_checkpoint()
+        except StoreError as error:
+            raise LogCheckError(f"the latest published checkpoint is unreadable: {error}") from error
         if latest is not None:
             notes.append((latest.tree_size, latest.note))
         for size, note in notes:

@@ -44,7 +44,7 @@ import lmdb
 
 from ledger.appender import AppendResult
 from ledger.leafindex import LeafIndex
-from ledger.merkle import HASH_SIZE, native
+from ledger.merkle import HASH_SIZE, TreeRangeError, native
 
 MAX_ENTRY_SIZE = 65_535
 ENTRIES_PER_BUNDLE = 256
@@ -300,6 +300,11 @@ class _View:
         value = self._txn.get(_PUBLISHED, db=self._store._dbs["meta"])
         if value is None:
             return None
+        if len(value) != _U64.size:
+            raise CorruptStoreError(
+                f"the pointer to the latest published checkpoint is {len(value)}"
+                " bytes, not 8; restore the store from a copy"
+            )
         return self.published_checkpoint(_U64.unpack(value)[0])
 
     def published_checkpoint(self, tree_size: int) -> PublishedCheckpoint:
@@ -307,8 +312,22 @@ class _View:
         value = self._txn.get(_U64.pack(tree_size), db=self._store._dbs["published"])
         if value is None:
             raise NotFoundError(f"no checkpoint was published for tree_size {tree_size}")
-        record = cbor2.loads(bytes(value))
-        return PublishedCheckpoint(tree_size, record["note"], record.get("tsr"))
+        try:
+            record = cbor2.loads(bytes(value))
+            note = record["note"]
+            token = record.get("tsr")
+        except (cbor2.CBORDecodeError, KeyError, TypeError, AttributeError) as error:
+            raise CorruptStoreError(
+                f"the published checkpoint of tree_size {tree_size} is malformed"
+                f" ({type(error).__name__}: {error}); restore the store from a copy"
+            ) from error
+        if not isinstance(note, bytes) or not isinstance(token, bytes | None):
+            raise CorruptStoreError(
+                f"the published checkpoint of tree_size {tree_size} is malformed:"
+                " its note or time-stamp token is not a byte string; restore the"
+                " store from a copy"
+            )
+        return PublishedCheckpoint(tree_size, note, token)
 
     def signed_checkpoints(self) -> list[tuple[int, bytes]]:
         """Return every signed checkpoint note as (tree_size, note), by size."""
@@ -679,6 +698,7 @@ class LogStore:
             self.env.close()
             raise
         self._index = LeafIndex(self._dbs["leafruns"])
+        self._stored_size = 0
         self._hash_cache = _HashCache(self.env, self._dbs["hashes"])
 
     def _check_format(self, readonly: bool) -> None:
@@ -740,11 +760,25 @@ class LogStore:
         """
         if not 0 <= leaf_index < tree_size:
             return native.inclusion_proof(leaf_index, tree_size, [], [])
+        self._check_stored(tree_size)
         cache = self._hash_cache
         cache.cover(tree_size)
         return native.inclusion_proof(
             leaf_index, tree_size, cache.spans(leaf_index, tree_size), cache.images
         )
+
+    def _check_stored(self, tree_size: int) -> None:
+        """Raise TreeRangeError unless tree_size <= the committed tree size."""
+        if tree_size <= self._stored_size:
+            return
+        # The committed size only grows, so the largest one seen is a bound
+        # that needs no read while proofs ask for older trees.
+        self._stored_size = max(self._stored_size, self.tree_size())
+        if tree_size > self._stored_size:
+            raise TreeRangeError(
+                f"tree_size {tree_size} is beyond the committed tree_size"
+                f" {self._stored_size}; a proof needs a stored tree"
+            )
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
         """Build the RFC 9162 consistency proof between trees of size1 and size2.
@@ -754,7 +788,10 @@ class LogStore:
         size1 == size2); raises TreeRangeError otherwise.
         """
         if not 0 < size1 < size2:
+            if size1 == size2:
+                self._check_stored(size2)
             return native.consistency_proof(size1, size2, [], [])
+        self._check_stored(size2)
         cache = self._hash_cache
         cache.cover(size2)
         return native.consistency_proof(

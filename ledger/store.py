@@ -407,12 +407,8 @@ class _BatchWriter:
         if not stored and len(set(hashes)) == len(hashes):
             # Every entry is new: the common case, with no loop per entry.
             # tuple.__new__ builds each NamedTuple without a Python-level call.
-            results = list(
-                itertools.starmap(
-                    tuple.__new__,
-                    zip(_RESULT_TYPE, zip(range(begin, begin + len(hashes)), hashes, _NEW)),
-                )
-            )
+            fields = zip(range(begin, begin + len(hashes)), hashes, _NEW)
+            results = list(map(tuple.__new__, _RESULT_TYPE, fields))
             new_entries = entries
             new_blob = blob
         else:

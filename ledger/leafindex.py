@@ -1,57 +1,57 @@
-"""The leaf-hash index: from a leaf_hash to its leaf_index, as sorted runs.
+"""The leaf-hash index: from a leaf_hash to its leaf_index.
 
-The index lives in one LMDB database of the log store and is written in
-the append transaction, so it is always exactly as durable as the entries.
 A B-tree keyed by hash would place every new record on a random page, so
-each batch would copy pages all over the index and the file would grow by
-those copies. Here each batch instead adds one run per partition, and runs
-are merged in the background of later batches, as in a log-structured
-merge tree:
+each batch would copy pages all over the index, and the file would grow by
+those copies. This index is instead a log-structured merge of sorted runs,
+whose newest part is the log itself:
 
-- A leaf hash belongs to partition `hash[0] >> 4` (16 partitions), so no
-  merge rewrites more than a sixteenth of the index.
-- A run is one LMDB record keyed by (partition: 1 byte, first leaf_index:
-  8 bytes, big-endian). Its value is two little-endian uint32 arrays of
-  equal length: the sorted 32-bit prefixes (bits 4 to 35 of the leaf hash)
-  and, in the same order, each leaf's offset from the run's first
-  leaf_index. That is 8 bytes per leaf.
-- Runs of a partition cover ascending, disjoint ranges of leaf indexes,
-  because a batch appends after every earlier leaf and only adjacent runs
-  are merged. A run's tier is floor(log4(length)). Tiers never increase
-  from the oldest run to the newest, and four runs of one tier merge into
-  one of a higher tier. So a partition of n leaves has at most
-  3 * log4(n) + 1 runs, and each leaf is rewritten about log4(n) times.
-- A prefix matches one leaf in about 2**32 / n, so every hit is checked
-  against the full leaf hash before it counts.
+- The tail: the leaves after the last full chunk of FLUSH leaves are not in
+  any run. Their leaf hashes are already durable as stored hashes of level
+  0, so the appending process keeps them in a dict, rebuilt from those
+  stored hashes when it opens the store or sees another process's appends.
+  A reader without that dict scans the stored hashes of the tail, at most
+  FLUSH + one batch of them.
+- The runs: when the tail holds a full chunk, the append transaction that
+  completes it writes the chunk as one run. A run is one LMDB record keyed
+  by its first leaf_index (8 bytes, big-endian). Its value is two
+  little-endian uint32 arrays of equal length: the leaves' 32-bit hash
+  prefixes, sorted, and in the same order each leaf's offset from the
+  run's first leaf_index. That is 8 bytes per leaf.
+- Runs cover consecutive ranges of leaves from leaf 0, and only adjacent
+  runs are merged. A run's tier is floor(log4(length)). Four runs of one
+  tier merge into one of the next tier, until a run reaches MAX_RUN
+  leaves. So a log of n leaves has about n / MAX_RUN + 6 runs, a batch
+  does one binary search per run, and each leaf is rewritten at most
+  three times.
+- A prefix matches a given other leaf with probability 2**-32, so every
+  hit is checked against the full stored leaf hash before it counts.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import lmdb
 import numpy as np
 
-PARTITIONS = 16
+HASH_SIZE = 32
+FLUSH = 1 << 15
+MAX_RUN = 1 << 19
 FANOUT = 4
 RECORD_SIZE = 8
-# An offset is a uint32, so runs whose leaves span 2**32 or more stay apart.
-MAX_SPAN = 1 << 32
 
-_KEY = struct.Struct(">BQ")
-_PREFIX = np.dtype("<u4")
+_KEY = struct.Struct(">Q")
+_U32 = np.dtype("<u4")
 
-# Returns the stored leaf hash of a leaf_index.
-LeafHashReader = Callable[[int], bytes]
+# Returns the concatenated stored leaf hashes of leaves [first, end) as the
+# given transaction sees them.
+LeafHashReader = Callable[[lmdb.Transaction, int, int], bytes]
 
 
-def _split(leaf_hashes: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Return the partition and 32-bit prefix of each 32-byte leaf hash."""
-    heads = np.frombuffer(leaf_hashes, dtype=">u8").reshape(-1, 4)[:, 0]
-    partitions = (heads >> np.uint64(60)).astype(np.uint8)
-    prefixes = ((heads >> np.uint64(28)) & np.uint64(0xFFFFFFFF)).astype(_PREFIX)
-    return partitions, prefixes
+def _prefixes(leaf_hashes: bytes) -> np.ndarray:
+    """Return the first 4 bytes of each 32-byte leaf hash as a uint32."""
+    return np.frombuffer(leaf_hashes, dtype=">u4").reshape(-1, 8)[:, 0].astype(_U32)
 
 
 def _tier(length: int) -> int:
@@ -68,158 +68,227 @@ def _arrays(value: memoryview | bytes) -> tuple[np.ndarray, np.ndarray]:
             f" {RECORD_SIZE}; run `ledger log check` to find the damage"
         )
     count = len(value) // RECORD_SIZE
-    prefixes = np.frombuffer(value, dtype=_PREFIX, count=count)
-    offsets = np.frombuffer(value, dtype=_PREFIX, count=count, offset=4 * count)
+    prefixes = np.frombuffer(value, dtype=_U32, count=count)
+    offsets = np.frombuffer(value, dtype=_U32, count=count, offset=4 * count)
     return prefixes, offsets
 
 
+class _Tail:
+    """The appending process's dict of the tail: leaf_hash -> leaf_index.
+
+    It covers exactly the leaves [flushed, size) of some committed tree.
+    It is replaced whole, never changed in place, so that a reader thread
+    always sees one consistent version.
+    """
+
+    def __init__(self, flushed: int, size: int, leaves: dict[bytes, int]) -> None:
+        self.flushed = flushed
+        self.size = size
+        self.leaves = leaves
+
+
 class LeafIndex:
-    """The leaf-hash index in one LMDB database; every call takes a transaction."""
+    """The leaf-hash index in one LMDB database, with the tail in memory."""
 
-    def __init__(self, db: object) -> None:
+    def __init__(self, db: object, read_leaf_hashes: LeafHashReader) -> None:
         self.db = db
+        self._read = read_leaf_hashes
+        self._tail = _Tail(-1, -1, {})
 
-    def runs(self, txn: lmdb.Transaction, partition: int) -> Iterator[tuple[int, memoryview]]:
-        """Yield (first leaf_index, value) of each run of a partition, oldest first."""
-        cursor = txn.cursor(db=self.db)
-        if not cursor.set_range(bytes((partition,))):
-            return
-        for key, value in cursor:
-            key_partition, first = _KEY.unpack(key)
-            if key_partition != partition:
-                return
-            yield first, value
+    # Runs.
 
-    def lookup(
-        self, txn: lmdb.Transaction, leaf_hashes: bytes, read_leaf_hash: LeafHashReader
-    ) -> dict[int, int]:
-        """Find which of a batch of leaf hashes the index already holds.
-
-        leaf_hashes is the concatenation of 32-byte hashes. Returns
-        {position in the batch: leaf_index} for each stored one.
-        """
-        found: dict[int, int] = {}
-        if not leaf_hashes:
-            return found
-        partitions, prefixes = _split(leaf_hashes)
-        queries_of: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for partition in np.unique(partitions).tolist():
-            positions = np.flatnonzero(partitions == partition)
-            queries_of[partition] = (positions, prefixes[positions])
-        # One pass over every run, in key order, costs less than a cursor
-        # positioned per partition.
+    def runs(self, txn: lmdb.Transaction) -> Iterator[tuple[int, memoryview]]:
+        """Yield (first leaf_index, value) of each run, oldest first."""
         for key, value in txn.cursor(db=self.db):
-            partition, first = _KEY.unpack(key)
-            batch_queries = queries_of.get(partition)
-            if batch_queries is None:
-                continue
-            positions, queries = batch_queries
+            yield _KEY.unpack(key)[0], value
+
+    def flushed(self, txn: lmdb.Transaction) -> int:
+        """Return the number of leaves the runs cover: leaves [0, flushed)."""
+        cursor = txn.cursor(db=self.db)
+        if not cursor.last():
+            return 0
+        prefixes, _ = _arrays(cursor.value())
+        return _KEY.unpack(cursor.key())[0] + len(prefixes)
+
+    def _search_runs(
+        self, txn: lmdb.Transaction, leaf_hashes: bytes, found: dict[int, int]
+    ) -> None:
+        """Add {position: leaf_index} to found for hashes that runs contain."""
+        queries = _prefixes(leaf_hashes)
+        for first, value in self.runs(txn):
             stored, offsets = _arrays(value)
             if not len(stored):
                 continue
             slots = np.searchsorted(stored, queries)
             hits = np.flatnonzero(stored[np.minimum(slots, len(stored) - 1)] == queries)
             for hit in hits.tolist():
-                position = int(positions[hit])
-                if position in found:
+                if hit in found:
                     continue
-                leaf_hash = leaf_hashes[32 * position : 32 * position + 32]
+                leaf_hash = leaf_hashes[HASH_SIZE * hit : HASH_SIZE * (hit + 1)]
                 slot = int(slots[hit])
                 while slot < len(stored) and stored[slot] == queries[hit]:
                     leaf_index = first + int(offsets[slot])
-                    if read_leaf_hash(leaf_index) == leaf_hash:
-                        found[position] = leaf_index
+                    if self._read(txn, leaf_index, leaf_index + 1) == leaf_hash:
+                        found[hit] = leaf_index
                         break
                     slot += 1
+
+    # The tail.
+
+    def _synced_tail(self, txn: lmdb.Transaction, tree_size: int) -> _Tail:
+        """Return the tail dict of the tree the write transaction sees."""
+        tail = self._tail
+        flushed = self.flushed(txn)
+        if tail.flushed == flushed and tail.size == tree_size:
+            return tail
+        if tail.flushed == flushed and 0 <= tail.size < tree_size:
+            # Another process appended: add its leaves.
+            first = tail.size
+            leaves = dict(tail.leaves)
+        else:
+            first = flushed
+            leaves = {}
+        blob = self._read(txn, first, tree_size)
+        hashes = [blob[k : k + HASH_SIZE] for k in range(0, len(blob), HASH_SIZE)]
+        # setdefault keeps the first leaf_index should the tail ever hold a
+        # hash twice; appends never store a duplicate.
+        for leaf_index, leaf_hash in zip(range(first, tree_size), hashes):
+            leaves.setdefault(leaf_hash, leaf_index)
+        tail = _Tail(flushed, tree_size, leaves)
+        self._tail = tail
+        return tail
+
+    # Appends: lookup and add run in the write transaction; committed
+    # runs after it returned.
+
+    def lookup(
+        self, txn: lmdb.Transaction, tree_size: int, leaf_hashes: bytes, hashes: Sequence[bytes]
+    ) -> dict[int, int]:
+        """Find which of a batch of leaf hashes the tree already contains.
+
+        leaf_hashes concatenates the 32-byte hashes of `hashes`; tree_size
+        is the size the write transaction sees. Returns {position in the
+        batch: leaf_index} for each stored one.
+        """
+        tail = self._synced_tail(txn, tree_size)
+        found: dict[int, int] = {}
+        hits = list(map(tail.leaves.get, hashes))
+        if hits.count(None) != len(hits):
+            found = {k: index for k, index in enumerate(hits) if index is not None}
+        if tail.flushed:
+            self._search_runs(txn, leaf_hashes, found)
         return found
 
-    def find(
-        self, txn: lmdb.Transaction, leaf_hash: bytes, read_leaf_hash: LeafHashReader
-    ) -> int | None:
-        """Return the leaf_index of leaf_hash, or None when it is not stored."""
-        return self.lookup(txn, bytes(leaf_hash), read_leaf_hash).get(0)
+    def add(self, txn: lmdb.Transaction, end: int) -> int:
+        """Write a run for each full chunk of the tail of a tree of size end.
 
-    def add(self, txn: lmdb.Transaction, first_leaf: int, leaf_hashes: bytes) -> None:
-        """Index the new leaves [first_leaf, first_leaf + n), then merge runs.
-
-        leaf_hashes concatenates their 32-byte hashes in leaf order; every
-        leaf must be after every leaf already indexed.
+        Call after the batch's stored hashes are written in txn. Returns
+        the number of leaves the runs then cover.
         """
-        if not leaf_hashes:
+        flushed = self.flushed(txn)
+        while end - flushed >= FLUSH:
+            blob = self._read(txn, flushed, flushed + FLUSH)
+            prefixes = _prefixes(blob)
+            order = np.argsort(prefixes, kind="stable")
+            value = prefixes[order].tobytes() + order.astype(_U32).tobytes()
+            txn.put(_KEY.pack(flushed), value, db=self.db)
+            self._settle(txn)
+            flushed += FLUSH
+        return flushed
+
+    def committed(self, begin: int, hashes: Sequence[bytes], end: int, flushed: int) -> None:
+        """Take the leaves [begin, end) of a committed batch into the tail dict.
+
+        flushed is what add() returned for that batch.
+        """
+        tail = self._tail
+        if tail.size != begin:
+            # The dict is out of date; the next lookup rebuilds it.
             return
-        partitions, prefixes = _split(leaf_hashes)
-        for partition in np.unique(partitions).tolist():
-            positions = np.flatnonzero(partitions == partition)
-            run_prefixes = prefixes[positions]
-            order = np.argsort(run_prefixes, kind="stable")
-            offsets = (positions - positions[0]).astype(_PREFIX)[order]
-            first = first_leaf + int(positions[0])
-            txn.put(
-                _KEY.pack(partition, first),
-                run_prefixes[order].tobytes() + offsets.tobytes(),
-                db=self.db,
-            )
-            self._settle(txn, partition)
+        if flushed != tail.flushed:
+            leaves = {h: i for h, i in tail.leaves.items() if i >= flushed}
+        else:
+            leaves = dict(tail.leaves)
+        for leaf_index, leaf_hash in zip(range(begin, end), hashes):
+            if leaf_index >= flushed:
+                leaves.setdefault(leaf_hash, leaf_index)
+        self._tail = _Tail(flushed, end, leaves)
 
-    def _settle(self, txn: lmdb.Transaction, partition: int) -> None:
-        """Merge the newest runs of a partition until the tiers are in order."""
-        runs = [(first, len(value) // RECORD_SIZE) for first, value in self.runs(txn, partition)]
-        while True:
-            if len(runs) >= 2 and _tier(runs[-1][1]) > _tier(runs[-2][1]):
-                take = 2
-            elif len(runs) >= FANOUT and _tier(runs[-FANOUT][1]) == _tier(runs[-1][1]):
-                take = FANOUT
-            else:
+    def _settle(self, txn: lmdb.Transaction) -> None:
+        """Merge the newest runs until no FANOUT runs share a tier."""
+        runs = [
+            (first, len(value) // RECORD_SIZE)
+            for first, value in self.runs(txn)
+        ]
+        # Runs of MAX_RUN leaves or more are final.
+        while len(runs) >= FANOUT:
+            group = runs[-FANOUT:]
+            tiers = {_tier(length) for _, length in group}
+            total = sum(length for _, length in group)
+            if len(tiers) != 1 or total > MAX_RUN:
                 return
-            group = runs[-take:]
-            if not self._merge(txn, partition, [first for first, _ in group]):
-                return
-            runs[-take:] = [(group[0][0], sum(length for _, length in group))]
+            self._merge(txn, [first for first, _ in group])
+            runs[-FANOUT:] = [(group[0][0], total)]
 
-    def _merge(self, txn: lmdb.Transaction, partition: int, firsts: list[int]) -> bool:
-        """Replace adjacent runs by one; False when their span is too wide."""
+    def _merge(self, txn: lmdb.Transaction, firsts: list[int]) -> None:
+        """Replace adjacent runs by one."""
         prefixes = []
         offsets = []
         base = firsts[0]
         for first in firsts:
-            value = txn.get(_KEY.pack(partition, first), db=self.db)
-            stored, stored_offsets = _arrays(value)
-            if len(stored_offsets) and first - base + int(stored_offsets.max()) >= MAX_SPAN:
-                return False
+            stored, stored_offsets = _arrays(txn.get(_KEY.pack(first), db=self.db))
             prefixes.append(stored)
-            offsets.append(stored_offsets.astype(np.uint64) + np.uint64(first - base))
+            offsets.append(stored_offsets + np.uint32(first - base))
         merged = np.concatenate(prefixes)
         order = np.argsort(merged, kind="stable")
-        value = merged[order].tobytes() + np.concatenate(offsets)[order].astype(_PREFIX).tobytes()
+        value = merged[order].tobytes() + np.concatenate(offsets)[order].tobytes()
         for first in firsts[1:]:
-            txn.delete(_KEY.pack(partition, first), db=self.db)
-        txn.put(_KEY.pack(partition, base), value, db=self.db)
-        return True
+            txn.delete(_KEY.pack(first), db=self.db)
+        txn.put(_KEY.pack(base), value, db=self.db)
 
-    def entries(self, txn: lmdb.Transaction) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """Yield (partition, prefixes, leaf indexes) of every run, for checking."""
-        for partition in range(PARTITIONS):
-            for first, value in self.runs(txn, partition):
-                stored, offsets = _arrays(value)
-                yield partition, stored, offsets.astype(np.int64) + first
+    # Reads.
+
+    def find(self, txn: lmdb.Transaction, tree_size: int, leaf_hash: bytes) -> int | None:
+        """Return the leaf_index of leaf_hash in the tree txn sees, or None."""
+        leaf_hash = bytes(leaf_hash)
+        leaf_index = self._tail.leaves.get(leaf_hash)
+        if leaf_index is not None and leaf_index < tree_size:
+            return leaf_index
+        found: dict[int, int] = {}
+        self._search_runs(txn, leaf_hash, found)
+        if found:
+            return found[0]
+        # The tail of this snapshot, which the dict may not cover.
+        flushed = self.flushed(txn)
+        blob = self._read(txn, flushed, tree_size)
+        position = blob.find(leaf_hash)
+        while position >= 0:
+            if position % HASH_SIZE == 0:
+                return flushed + position // HASH_SIZE
+            position = blob.find(leaf_hash, position + 1)
+        return None
 
     def verify(self, txn: lmdb.Transaction, leaf_hashes: bytes) -> int | None:
-        """Check the index against the leaf hashes of leaves [0, n).
+        """Check the runs against the leaf hashes of leaves [0, n).
 
         Returns the smallest leaf_index whose record is missing, wrong or
-        repeated, or None when every leaf has exactly its own record.
+        repeated, or None when the runs cover exactly the full chunks of
+        FLUSH leaves and each leaf has exactly its own record.
         """
-        count = len(leaf_hashes) // 32
-        partitions, prefixes = _split(leaf_hashes)
+        count = len(leaf_hashes) // HASH_SIZE
+        covered = count - count % FLUSH
+        prefixes = _prefixes(leaf_hashes)
         seen = np.zeros(count, dtype=np.int8)
         bad = count
-        for partition, stored, leaves in self.entries(txn):
+        for first, value in self.runs(txn):
+            stored, offsets = _arrays(value)
+            leaves = offsets.astype(np.int64) + first
             # A record that points past the tree leaves its own leaf unseen,
             # and that leaf is reported below.
-            inside = (leaves >= 0) & (leaves < count)
+            inside = leaves < count
             stored, leaves = stored[inside], leaves[inside]
-            wrong = (partitions[leaves] != partition) | (prefixes[leaves] != stored)
             np.add.at(seen, leaves, 1)
+            wrong = prefixes[leaves] != stored
             if wrong.any():
                 bad = min(bad, int(leaves[wrong].min()))
                 continue
@@ -227,7 +296,9 @@ class LeafIndex:
             if len(descents):
                 # Records in the wrong order hide each other from lookups.
                 bad = min(bad, int(leaves[descents + 1].min()))
-        repeated = np.flatnonzero(seen != 1)
-        if len(repeated):
-            bad = min(bad, int(repeated[0]))
+        expected = np.zeros(count, dtype=np.int8)
+        expected[:covered] = 1
+        differs = np.flatnonzero(seen != expected)
+        if len(differs):
+            bad = min(bad, int(differs[0]))
         return bad if bad < count else None

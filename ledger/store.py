@@ -285,7 +285,7 @@ class _View:
 
     def find_leaf(self, leaf_hash: bytes) -> int | None:
         """Return the leaf_index of the entry with this leaf hash, or None."""
-        return self._store._index.find(self._txn, leaf_hash, lambda i: self._hash(0, i))
+        return self._store._index.find(self._txn, self.tree_size(), leaf_hash)
 
     def check_leaf_index(self, leaf_hashes: bytes) -> int | None:
         """Check the leaf-hash index against every leaf hash, concatenated.
@@ -388,6 +388,10 @@ class _BatchWriter:
         self.bundles_db = store._dbs["bundles"]
         self.index = store._index
         self.tree_size = tree_size
+        # The leaf hashes stored by this batch and the leaves the index
+        # runs cover after it, for LeafIndex.committed.
+        self.new_hashes: Sequence[bytes] = ()
+        self.flushed = 0
 
     def _row(self, level: int, row: int, need: int = 0) -> bytes:
         data = self.txn.get(_ROW_KEY.pack(level, row), db=self.hashes_db)
@@ -403,7 +407,7 @@ class _BatchWriter:
         begin = self.tree_size
         blob = native.leaf_hashes(entries)
         hashes = [blob[offset : offset + HASH_SIZE] for offset in range(0, len(blob), HASH_SIZE)]
-        stored = self.index.lookup(self.txn, blob, lambda i: self._hash(0, i))
+        stored = self.index.lookup(self.txn, begin, blob, hashes)
         if not stored and len(set(hashes)) == len(hashes):
             # Every entry is new: the common case, with no loop per entry.
             # tuple.__new__ builds each NamedTuple without a Python-level call.
@@ -411,8 +415,12 @@ class _BatchWriter:
             results = list(map(tuple.__new__, _RESULT_TYPE, fields))
             new_entries = entries
             new_blob = blob
+            self.new_hashes = hashes
         else:
-            results, new_entries, new_blob = self._settle_duplicates(entries, hashes, stored)
+            results, new_entries, self.new_hashes = self._settle_duplicates(
+                entries, hashes, stored
+            )
+            new_blob = b"".join(self.new_hashes)
         end = begin + len(new_entries)
         if end == begin:
             return results
@@ -426,14 +434,14 @@ class _BatchWriter:
         for level, first, data in native.range_levels(begin, new_blob, siblings):
             if level % LEVEL_STEP == 0:
                 self._put_level(level, first, data)
-        self.index.add(self.txn, begin, new_blob)
+        self.flushed = self.index.add(self.txn, end)
         self.tree_size = end
         self.txn.put(_TREE_SIZE, _U64.pack(end), db=self.meta_db)
         return results
 
     def _settle_duplicates(
         self, entries: Sequence[bytes], hashes: list[bytes], stored: dict[int, int]
-    ) -> tuple[list[AppendResult], list[bytes], bytes]:
+    ) -> tuple[list[AppendResult], list[bytes], list[bytes]]:
         """Give a duplicate the first copy's leaf_index; keep the new entries."""
         results = []
         new_entries = []
@@ -452,7 +460,7 @@ class _BatchWriter:
             new_hashes.append(hash_)
             results.append(AppendResult(index, hash_))
             index += 1
-        return results, new_entries, b"".join(new_hashes)
+        return results, new_entries, new_hashes
 
     def _put_bundles(self, entries: Sequence[bytes]) -> None:
         """Append entries to the last bundle and write every bundle touched."""
@@ -693,9 +701,28 @@ class LogStore:
         except BaseException:
             self.env.close()
             raise
-        self._index = LeafIndex(self._dbs["leafruns"])
+        self._index = LeafIndex(self._dbs["leafruns"], self._read_leaf_hashes)
         self._stored_size = 0
         self._hash_cache = _HashCache(self.env, self._dbs["hashes"])
+
+    def _read_leaf_hashes(self, txn: lmdb.Transaction, first: int, end: int) -> bytes:
+        """Return the stored leaf hashes of leaves [first, end), concatenated."""
+        db = self._dbs["hashes"]
+        parts = []
+        position = first
+        while position < end:
+            row, slot = divmod(position, HASHES_PER_ROW)
+            take = min(end - position, HASHES_PER_ROW - slot)
+            data = txn.get(_ROW_KEY.pack(0, row), db=db)
+            part = bytes(data[slot * HASH_SIZE : (slot + take) * HASH_SIZE]) if data else b""
+            if len(part) != take * HASH_SIZE:
+                raise CorruptStoreError(
+                    f"stored leaf hashes from leaf_index {position} are missing;"
+                    " run `ledger log check` to find the damage"
+                )
+            parts.append(part)
+            position += take
+        return b"".join(parts)
 
     def _check_format(self, readonly: bool) -> None:
         """Stamp a new store with FORMAT; reject a store of another layout."""
@@ -855,7 +882,12 @@ class LogStore:
         with self.env.begin(write=True) as txn:
             meta_value = txn.get(_TREE_SIZE, db=self._dbs["meta"])
             tree_size = _U64.unpack(meta_value)[0] if meta_value else 0
-            results = _BatchWriter(self, txn, tree_size).append(entries)
+            writer = _BatchWriter(self, txn, tree_size)
+            results = writer.append(entries)
+        if writer.tree_size > tree_size:
+            self._index.committed(
+                tree_size, writer.new_hashes, writer.tree_size, writer.flushed
+            )
         return results
 
     def put_signed_checkpoint(self, tree_size: int, note: bytes) -> None:

@@ -112,29 +112,6 @@ def test_duplicate_returns_first_index(store):
     assert store.tree_size() == 11
 
 
-def test_prefix_collision_checks_full_hash(store):
-    entries = make_entries(8)
-    store.append_batch(entries)
-    # A forged index run maps the target's 32-bit prefix to leaf 0, whose
-    # hash differs: the lookup compares the full stored leaf hash and goes
-    # on to the target's own record.
-    partition_of = [leaf_hash(entry)[0] >> 4 for entry in entries]
-    target_index = next(
-        i for i in range(1, 8) if partition_of[i] != partition_of[0]
-    )
-    target = leaf_hash(entries[target_index])
-    prefix = (int.from_bytes(target[:8], "big") >> 28) & 0xFFFFFFFF
-    forged = prefix.to_bytes(4, "little") + (0).to_bytes(4, "little")
-    with store.env.begin(write=True) as txn:
-        key = bytes([partition_of[target_index]]) + (0).to_bytes(8, "big")
-        assert txn.get(key, db=store._dbs["leafruns"]) is None
-        txn.put(key, forged, db=store._dbs["leafruns"])
-    assert store.find_leaf(target) == target_index
-    result = store.append_batch([entries[target_index]])[0]
-    assert result.leaf_index == target_index
-    assert result.duplicate
-
-
 def test_old_layout_refused(tmp_path):
     path = tmp_path / "old"
     with LogStore(path, create=True) as store:

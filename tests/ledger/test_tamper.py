@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger.leafindex import FLUSH
 from ledger.log import init_log, open_log
 from ledger.merkle import leaf_hash
 from ledger.publisher import Publisher
@@ -104,28 +105,34 @@ def test_flipped_interior_hash_named(copy):
     assert b"stored hash (4, 25)" in result.stderr
 
 
-def test_flipped_index_record_named(copy):
-    # The leaf-hash index keeps each leaf's 32-bit prefix in a run of its
-    # partition; change leaf 500's prefix there.
-    log = open_log(copy)
+def test_flipped_index_record_named(tmp_path):
+    # The leaf-hash index writes runs only for full chunks of FLUSH leaves,
+    # so this log is larger than the shared one.
+    folder = tmp_path / "log"
+    init_log(folder, "example.com/tamper-test", b"pw")
+    log = open_log(folder, passphrase=b"pw")
     try:
         store = log.store
-        target = leaf_hash(make_entry(500))
+        count = FLUSH + 100
+        for start in range(0, count, 10_000):
+            end = min(start + 10_000, count)
+            store.append_batch([make_entry(i) for i in range(start, end)])
+        # Find leaf 500's record in the first run: the 32-bit prefixes come
+        # first, then the offsets in the same order.
         with store.env.begin() as txn:
-            for first, value in store._index.runs(txn, target[0] >> 4):
-                value = bytes(value)
-                count = len(value) // 8
-                offsets = [
-                    int.from_bytes(value[4 * (count + k) : 4 * (count + k + 1)], "little")
-                    for k in range(count)
-                ]
-                if 500 - first in offsets:
-                    slot = offsets.index(500 - first)
-                    break
+            first, value = next(iter(store._index.runs(txn)))
+            value = bytes(value)
     finally:
         log.close()
-    assert flip_everywhere(copy, value, 4 * slot + 1) >= 1
-    result = check(copy)
+    assert first == 0
+    records = len(value) // 8
+    offsets = [
+        int.from_bytes(value[4 * (records + k) : 4 * (records + k + 1)], "little")
+        for k in range(records)
+    ]
+    slot = offsets.index(500)
+    assert flip_everywhere(folder, value, 4 * slot + 1) >= 1
+    result = check(folder)
     assert result.returncode == 1
     assert b"leaf-hash index does not lead to leaf_index 500" in result.stderr
 

@@ -76,9 +76,9 @@ def _arrays(value: memoryview | bytes) -> tuple[np.ndarray, np.ndarray]:
 class _Tail:
     """The appending process's dict of the tail: leaf_hash -> leaf_index.
 
-    It covers exactly the leaves [flushed, size) of some committed tree.
-    It is replaced whole, never changed in place, so that a reader thread
-    always sees one consistent version.
+    It covers the leaves [flushed, size) of a committed tree. A reader
+    thread may find leaves of later batches in it too, so it trusts a
+    leaf_index only when it is below its own snapshot's tree_size.
     """
 
     def __init__(self, flushed: int, size: int, leaves: dict[bytes, int]) -> None:
@@ -207,11 +207,15 @@ class LeafIndex:
             return
         if flushed != tail.flushed:
             leaves = {h: i for h, i in tail.leaves.items() if i >= flushed}
+            leaves.update(
+                (h, i) for h, i in zip(hashes, range(begin, end)) if i >= flushed
+            )
         else:
-            leaves = dict(tail.leaves)
-        for leaf_index, leaf_hash in zip(range(begin, end), hashes):
-            if leaf_index >= flushed:
-                leaves.setdefault(leaf_hash, leaf_index)
+            # A batch stores only hashes that are new to the tree, so none
+            # is in the dict yet. Updating in place is one C call, and a
+            # reader never trusts a leaf_index beyond its own snapshot.
+            leaves = tail.leaves
+            leaves.update(zip(hashes, range(begin, end)))
         self._tail = _Tail(flushed, end, leaves)
 
     def _settle(self, txn: lmdb.Transaction) -> None:

@@ -73,6 +73,19 @@ def _arrays(value: memoryview | bytes) -> tuple[np.ndarray, np.ndarray]:
     return prefixes, offsets
 
 
+def _run_first(key: memoryview | bytes) -> int:
+    """Return the first leaf_index of a run from its 8-byte key."""
+    if len(key) != _KEY.size:
+        # Imported here because ledger.store imports this module.
+        from ledger.store import CorruptStoreError
+
+        raise CorruptStoreError(
+            f"a leaf-hash index run has a {len(key)}-byte key, not {_KEY.size};"
+            " the store is damaged or was written by another version"
+        )
+    return _KEY.unpack(key)[0]
+
+
 class _Tail:
     """The appending process's dict of the tail: leaf_hash -> leaf_index.
 
@@ -100,7 +113,11 @@ class LeafIndex:
     def runs(self, txn: lmdb.Transaction) -> Iterator[tuple[int, memoryview]]:
         """Yield (first leaf_index, value) of each run, oldest first."""
         for key, value in txn.cursor(db=self.db):
-            yield _KEY.unpack(key)[0], value
+            yield _run_first(key), value
+
+    def run_lengths(self, txn: lmdb.Transaction) -> list[tuple[int, int]]:
+        """Return (first leaf_index, length) of each run, oldest first."""
+        return [(first, len(value) // RECORD_SIZE) for first, value in self.runs(txn)]
 
     def flushed(self, txn: lmdb.Transaction) -> int:
         """Return the number of leaves the runs cover: leaves [0, flushed)."""
@@ -108,25 +125,30 @@ class LeafIndex:
         if not cursor.last():
             return 0
         prefixes, _ = _arrays(cursor.value())
-        return _KEY.unpack(cursor.key())[0] + len(prefixes)
+        return _run_first(cursor.key()) + len(prefixes)
 
     def _search_runs(
         self, txn: lmdb.Transaction, leaf_hashes: bytes, found: dict[int, int]
     ) -> None:
         """Add {position: leaf_index} to found for hashes that runs contain."""
-        queries = _prefixes(leaf_hashes)
+        # Sorted queries let each binary search start where the previous
+        # one ended, which keeps a search over a large run in cache.
+        unsorted = _prefixes(leaf_hashes)
+        order = np.argsort(unsorted)
+        queries = unsorted[order]
         for first, value in self.runs(txn):
             stored, offsets = _arrays(value)
             if not len(stored):
                 continue
             slots = np.searchsorted(stored, queries)
-            hits = np.flatnonzero(stored[np.minimum(slots, len(stored) - 1)] == queries)
-            for hit in hits.tolist():
+            matches = np.flatnonzero(stored[np.minimum(slots, len(stored) - 1)] == queries)
+            for match in matches.tolist():
+                hit = int(order[match])
                 if hit in found:
                     continue
                 leaf_hash = leaf_hashes[HASH_SIZE * hit : HASH_SIZE * (hit + 1)]
-                slot = int(slots[hit])
-                while slot < len(stored) and stored[slot] == queries[hit]:
+                slot = int(slots[match])
+                while slot < len(stored) and stored[slot] == queries[match]:
                     leaf_index = first + int(offsets[slot])
                     if self._read(txn, leaf_index, leaf_index + 1) == leaf_hash:
                         found[hit] = leaf_index
@@ -162,14 +184,21 @@ class LeafIndex:
     # runs after it returned.
 
     def lookup(
-        self, txn: lmdb.Transaction, tree_size: int, leaf_hashes: bytes, hashes: Sequence[bytes]
-    ) -> dict[int, int]:
+        self,
+        snapshot: lmdb.Transaction,
+        tree_size: int,
+        leaf_hashes: bytes,
+        hashes: Sequence[bytes],
+    ) -> tuple[dict[int, int], int]:
         """Find which of a batch of leaf hashes the tree already contains.
 
-        leaf_hashes concatenates the 32-byte hashes of `hashes`; tree_size
-        is the size the write transaction sees. Returns {position in the
-        batch: leaf_index} for each stored one.
+        snapshot is a read transaction with buffers=True, begun after the
+        write transaction, so that it sees the same tree without copying
+        runs; tree_size is that tree's size. leaf_hashes concatenates the
+        32-byte hashes of `hashes`. Returns ({position in the batch:
+        leaf_index} for each stored one, the leaves the runs cover).
         """
+        txn = snapshot
         tail = self._synced_tail(txn, tree_size)
         found: dict[int, int] = {}
         hits = list(map(tail.leaves.get, hashes))
@@ -177,22 +206,28 @@ class LeafIndex:
             found = {k: index for k, index in enumerate(hits) if index is not None}
         if tail.flushed:
             self._search_runs(txn, leaf_hashes, found)
-        return found
+        return found, tail.flushed
 
-    def add(self, txn: lmdb.Transaction, end: int) -> int:
+    def add(
+        self, txn: lmdb.Transaction, snapshot: lmdb.Transaction, flushed: int, end: int
+    ) -> int:
         """Write a run for each full chunk of the tail of a tree of size end.
 
-        Call after the batch's stored hashes are written in txn. Returns
-        the number of leaves the runs then cover.
+        Call after the batch's stored hashes are written in txn; snapshot
+        and flushed are those of lookup(). Returns the number of leaves the
+        runs then cover.
         """
-        flushed = self.flushed(txn)
+        if end - flushed < FLUSH:
+            return flushed
+        runs = self.run_lengths(snapshot)
         while end - flushed >= FLUSH:
             blob = self._read(txn, flushed, flushed + FLUSH)
             prefixes = _prefixes(blob)
             order = np.argsort(prefixes, kind="stable")
             value = prefixes[order].tobytes() + order.astype(_U32).tobytes()
             txn.put(_KEY.pack(flushed), value, db=self.db)
-            self._settle(txn)
+            runs.append((flushed, FLUSH))
+            self._settle(txn, runs)
             flushed += FLUSH
         return flushed
 
@@ -218,12 +253,11 @@ class LeafIndex:
             leaves.update(zip(hashes, range(begin, end)))
         self._tail = _Tail(flushed, end, leaves)
 
-    def _settle(self, txn: lmdb.Transaction) -> None:
-        """Merge the newest runs until no FANOUT runs share a tier."""
-        runs = [
-            (first, len(value) // RECORD_SIZE)
-            for first, value in self.runs(txn)
-        ]
+    def _settle(self, txn: lmdb.Transaction, runs: list[tuple[int, int]]) -> None:
+        """Merge the newest runs until no FANOUT runs share a tier.
+
+        runs lists (first, length) of every run in txn and is updated.
+        """
         # Runs of MAX_RUN leaves or more are final.
         while len(runs) >= FANOUT:
             group = runs[-FANOUT:]

@@ -381,8 +381,15 @@ class _BatchWriter:
     node of each level, and the index runs that settle duplicates.
     """
 
-    def __init__(self, store: LogStore, txn: lmdb.Transaction, tree_size: int) -> None:
+    def __init__(
+        self,
+        store: LogStore,
+        txn: lmdb.Transaction,
+        snapshot: lmdb.Transaction,
+        tree_size: int,
+    ) -> None:
         self.txn = txn
+        self.snapshot = snapshot
         self.meta_db = store._dbs["meta"]
         self.hashes_db = store._dbs["hashes"]
         self.bundles_db = store._dbs["bundles"]
@@ -407,7 +414,7 @@ class _BatchWriter:
         begin = self.tree_size
         blob = native.leaf_hashes(entries)
         hashes = [blob[offset : offset + HASH_SIZE] for offset in range(0, len(blob), HASH_SIZE)]
-        stored = self.index.lookup(self.txn, begin, blob, hashes)
+        stored, flushed = self.index.lookup(self.snapshot, begin, blob, hashes)
         if not stored and len(set(hashes)) == len(hashes):
             # Every entry is new: the common case, with no loop per entry.
             # tuple.__new__ builds each NamedTuple without a Python-level call.
@@ -434,7 +441,7 @@ class _BatchWriter:
         for level, first, data in native.range_levels(begin, new_blob, siblings):
             if level % LEVEL_STEP == 0:
                 self._put_level(level, first, data)
-        self.flushed = self.index.add(self.txn, end)
+        self.flushed = self.index.add(self.txn, self.snapshot, flushed, end)
         self.tree_size = end
         self.txn.put(_TREE_SIZE, _U64.pack(end), db=self.meta_db)
         return results
@@ -882,8 +889,12 @@ class LogStore:
         with self.env.begin(write=True) as txn:
             meta_value = txn.get(_TREE_SIZE, db=self._dbs["meta"])
             tree_size = _U64.unpack(meta_value)[0] if meta_value else 0
-            writer = _BatchWriter(self, txn, tree_size)
-            results = writer.append(entries)
+            # The write transaction holds LMDB's writer lock, so a read
+            # transaction begun now sees the same tree; its buffers let the
+            # index search runs without copying them.
+            with self.env.begin(buffers=True) as snapshot:
+                writer = _BatchWriter(self, txn, snapshot, tree_size)
+                results = writer.append(entries)
         if writer.tree_size > tree_size:
             self._index.committed(
                 tree_size, writer.new_hashes, writer.tree_size, writer.flushed

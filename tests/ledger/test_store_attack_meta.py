@@ -1,0 +1,82 @@
+"""A damaged tree_size record: a StoreError and a one-line check, not struct.error.
+
+`meta` stores the key b"tree_size" and the 8-byte big-endian tree_size.
+One flipped bit in the LMDB node header before the key turns the value's
+length from 8 into 9 bytes. Every reader unpacks it with struct, so
+`ledger log check` ends in a traceback and `ledger log append` reports
+"unpack requires a buffer of 8 bytes".
+"""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger.log import init_log, open_log
+from ledger.store import LogStore, StoreError
+
+LEDGER = [sys.executable, "-m", "gateway.cli"]
+TREE_SIZE = 300
+
+
+def flip_value_length(folder: Path) -> int:
+    """Change the length of every copy of the tree_size record from 8 to 9 bytes.
+
+    An LMDB leaf node starts 8 bytes before its key. Its first two bytes
+    are the low 16 bits of the value's length, little-endian on x86-64 as
+    the assert checks, so bit 0 of the first byte turns 8 into 9.
+    """
+    path = folder / "log.lmdb" / "data.mdb"
+    data = bytearray(path.read_bytes())
+    pattern = b"tree_size" + struct.pack(">Q", TREE_SIZE)
+    count = 0
+    position = data.find(pattern)
+    while position >= 0:
+        assert data[position - 8] == 8, "the node header is not where LMDB puts it"
+        data[position - 8] ^= 0x01
+        count += 1
+        position = data.find(pattern, position + 1)
+    path.write_bytes(bytes(data))
+    return count
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    folder = tmp_path / "log"
+    init_log(folder, "example.com/meta-attack", b"pw")
+    log = open_log(folder)
+    try:
+        log.store.append_batch([b"meta attack entry %d" % i for i in range(TREE_SIZE)])
+    finally:
+        log.close()
+    assert flip_value_length(folder) >= 1
+    return folder
+
+
+def test_tree_size_nine_bytes_raises_store_error(folder):
+    with pytest.raises(StoreError):
+        with LogStore(folder / "log.lmdb") as store:
+            store.tree_size()
+
+
+def test_append_nine_byte_tree_size_raises(folder):
+    with pytest.raises(StoreError):
+        with LogStore(folder / "log.lmdb") as store:
+            store.append_batch([b"one more entry"])
+
+
+def test_log_check_nine_byte_tree_size(folder):
+    result = subprocess.run(
+        LEDGER + ["log", "check", "--data", str(folder)],
+        capture_output=True,
+        timeout=120,
+    )
+    stderr = result.stderr.decode(errors="replace")
+    assert result.returncode == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert "tree_size" in stderr, stderr

@@ -1,14 +1,16 @@
-"""A damaged tree_size record: a StoreError and a one-line check, not struct.error.
+"""Damaged record lengths: a StoreError and a one-line check, not struct.error.
 
-`meta` stores the key b"tree_size" and the 8-byte big-endian tree_size.
-One flipped bit in the LMDB node header before the key turns the value's
-length from 8 into 9 bytes. Every reader unpacks it with struct, so
-`ledger log check` ends in a traceback and `ledger log append` reports
-"unpack requires a buffer of 8 bytes".
+`meta` stores the key b"tree_size" and the 8-byte big-endian tree_size,
+and `checkpoints` keys each signed note by its 8-byte tree_size. One
+flipped bit in the LMDB node header turns such a value or key from 8
+into 9 bytes. The readers unpack both with struct, so `ledger log check`
+ends in a traceback and `ledger log append` reports "unpack requires a
+buffer of 8 bytes".
 """
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from ledger.log import init_log, open_log
+from ledger.publisher import Publisher
 from ledger.store import LogStore, StoreError
 
 LEDGER = [sys.executable, "-m", "gateway.cli"]
@@ -80,3 +83,54 @@ def test_log_check_nine_byte_tree_size(folder):
     assert "Traceback" not in stderr, stderr
     assert len(stderr.strip().splitlines()) == 1, stderr
     assert "tree_size" in stderr, stderr
+
+
+def flip_key_length(folder: Path, key: bytes, value_start: bytes) -> int:
+    """Change the length of every copy of a key followed by value_start from 8 to 9.
+
+    The key's length is the last 16-bit word of the 8-byte node header,
+    little-endian on x86-64 as the assert checks.
+    """
+    path = folder / "log.lmdb" / "data.mdb"
+    data = bytearray(path.read_bytes())
+    pattern = key + value_start
+    count = 0
+    position = data.find(pattern)
+    while position >= 0:
+        assert data[position - 2] == len(key), "the node header is not where LMDB puts it"
+        data[position - 2] ^= 0x01
+        count += 1
+        position = data.find(pattern, position + 1)
+    path.write_bytes(bytes(data))
+    return count
+
+
+@pytest.fixture
+def signed_folder(tmp_path) -> Path:
+    folder = tmp_path / "signed"
+    init_log(folder, "example.com/meta-attack", b"pw")
+    log = open_log(folder, passphrase=b"pw")
+    try:
+        log.store.append_batch([b"meta attack entry %d" % i for i in range(TREE_SIZE)])
+        asyncio.run(Publisher(log.store, log.checkpoint_signer()).publish())
+        with log.store.view() as view:
+            notes = view.signed_checkpoints()
+    finally:
+        log.close()
+    assert [size for size, _ in notes] == [TREE_SIZE]
+    key = struct.pack(">Q", TREE_SIZE)
+    assert flip_key_length(folder, key, notes[0][1][:40]) >= 1
+    return folder
+
+
+def test_log_check_nine_byte_checkpoint_key(signed_folder):
+    result = subprocess.run(
+        LEDGER + ["log", "check", "--data", str(signed_folder)],
+        capture_output=True,
+        timeout=120,
+    )
+    stderr = result.stderr.decode(errors="replace")
+    assert result.returncode == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert "checkpoint" in stderr, stderr

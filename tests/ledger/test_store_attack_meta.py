@@ -1,9 +1,9 @@
 """Damaged record lengths: a StoreError and a one-line check, not struct.error.
 
 `meta` stores the key b"tree_size" and the 8-byte big-endian tree_size,
-and `checkpoints` keys each signed note by its 8-byte tree_size. One
-flipped bit in the LMDB node header turns such a value or key from 8
-into 9 bytes. The readers unpack both with struct, so `ledger log check`
+`checkpoints` keys each signed note by its 8-byte tree_size, and
+`bundles` keys each entry bundle by its 8-byte index. One flipped bit in
+the LMDB node header turns such a value or key from 8 into 9 bytes. The readers unpack both with struct, so `ledger log check`
 ends in a traceback and `ledger log append` reports "unpack requires a
 buffer of 8 bytes".
 """
@@ -134,3 +134,47 @@ def test_log_check_nine_byte_checkpoint_key(signed_folder):
     assert "Traceback" not in stderr, stderr
     assert len(stderr.strip().splitlines()) == 1, stderr
     assert "checkpoint" in stderr, stderr
+
+
+def flip_bundle_key_length(folder: Path, bundle_index: int) -> int:
+    """Change the key length of every node of entry bundle bundle_index from 8 to 9.
+
+    A bundle is larger than a page, so its node is the 8-byte header, the
+    key and the number of its first overflow page. The header's flags
+    word is F_BIGDATA (1) and its last word is the key length.
+    """
+    path = folder / "log.lmdb" / "data.mdb"
+    data = bytearray(path.read_bytes())
+    key = struct.pack(">Q", bundle_index)
+    count = 0
+    position = data.find(key, 8)
+    while position >= 0:
+        header = data[position - 8 : position]
+        if header[4:6] == b"\x01\x00" and header[6:8] == b"\x08\x00":
+            data[position - 2] ^= 0x01
+            count += 1
+        position = data.find(key, position + 1)
+    path.write_bytes(bytes(data))
+    return count
+
+
+def test_log_check_nine_byte_bundle_key(tmp_path):
+    folder = tmp_path / "bundles"
+    init_log(folder, "example.com/meta-attack", b"pw")
+    log = open_log(folder)
+    try:
+        # Entries of 200 bytes make both bundles larger than a 4 KiB page.
+        entries = [b"%05d" % i + b"x" * 195 for i in range(TREE_SIZE)]
+        log.store.append_batch(entries)
+    finally:
+        log.close()
+    assert flip_bundle_key_length(folder, 1) >= 1
+    result = subprocess.run(
+        LEDGER + ["log", "check", "--data", str(folder)],
+        capture_output=True,
+        timeout=120,
+    )
+    stderr = result.stderr.decode(errors="replace")
+    assert result.returncode == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr

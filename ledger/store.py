@@ -90,6 +90,26 @@ class CorruptStoreError(StoreError):
     """The store lacks a record its own tree_size requires: data was lost."""
 
 
+def _u64(value: bytes | memoryview, what: str) -> int:
+    """Decode an 8-byte big-endian integer; raise CorruptStoreError otherwise."""
+    if len(value) != _U64.size:
+        raise CorruptStoreError(
+            f"{what} is {len(value)} bytes, not {_U64.size}; the store is damaged:"
+            " restore it from a copy"
+        )
+    return _U64.unpack(value)[0]
+
+
+def _row_key(key: bytes | memoryview) -> tuple[int, int]:
+    """Decode a (level, row) key of the hashes database."""
+    if len(key) != _ROW_KEY.size:
+        raise CorruptStoreError(
+            f"a key of the stored hashes is {len(key)} bytes, not {_ROW_KEY.size};"
+            " the store is damaged: restore it from a copy"
+        )
+    return _ROW_KEY.unpack(key)
+
+
 @dataclass(frozen=True)
 class LogConfig:
     """The log's configuration: origin, witnesses and cosignature quorum.
@@ -184,7 +204,7 @@ class _View:
 
     def tree_size(self) -> int:
         value = self._txn.get(_TREE_SIZE, db=self._store._dbs["meta"])
-        return _U64.unpack(value)[0] if value is not None else 0
+        return _u64(value, "the stored tree_size") if value is not None else 0
 
     def _row(self, level: int, row: int, need: int = 0) -> memoryview | bytes:
         key = (level, row)
@@ -267,7 +287,7 @@ class _View:
         """Yield (bundle index, bundle bytes) in index order."""
         cursor = self._txn.cursor(db=self._store._dbs["bundles"])
         for key, value in cursor:
-            yield _U64.unpack(key)[0], bytes(value)
+            yield _u64(key, "an entry bundle key"), bytes(value)
 
     def iter_rows(self, level: int) -> Iterator[tuple[int, bytes]]:
         """Yield (row, hashes) of one stored level in row order."""
@@ -275,7 +295,7 @@ class _View:
         if not cursor.set_range(_ROW_KEY.pack(level, 0)):
             return
         for key, value in cursor:
-            row_level, row = _ROW_KEY.unpack(key)
+            row_level, row = _row_key(key)
             if row_level != level:
                 return
             yield row, bytes(value)
@@ -332,7 +352,7 @@ class _View:
     def signed_checkpoints(self) -> list[tuple[int, bytes]]:
         """Return every signed checkpoint note as (tree_size, note), by size."""
         cursor = self._txn.cursor(db=self._store._dbs["checkpoints"])
-        return [(_U64.unpack(key)[0], bytes(value)) for key, value in cursor]
+        return [(_u64(key, "a signed checkpoint key"), bytes(value)) for key, value in cursor]
 
     def config(self) -> LogConfig:
         """Return the stored configuration; raises StoreError before `init`."""
@@ -349,6 +369,14 @@ class _View:
         )
 
 
+def _check_node(level: int, index: int) -> None:
+    if not (0 <= level < 64 and index >= 0):
+        raise TreeRangeError(
+            f"stored hash ({level}, {index}) does not exist; a stored hash needs"
+            " 0 <= level < 64 and 0 <= index"
+        )
+
+
 def _read_hash(row_of, level: int, index: int) -> bytes:
     """Return stored hash (level, index) through row_of(level, row, need).
 
@@ -356,7 +384,9 @@ def _read_hash(row_of, level: int, index: int) -> bytes:
     `need` bytes.
     A level that is not a multiple of LEVEL_STEP is hashed up from the
     aligned run of stored hashes below it, which lies in one row.
+    Requires 0 <= level < 64 and 0 <= index; raises TreeRangeError otherwise.
     """
+    _check_node(level, index)
     base = level - level % LEVEL_STEP
     width = 1 << (level - base)
     first = index * width
@@ -642,6 +672,8 @@ class _HashCache:
     def read_hashes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
         """Return the stored hash of each (level, index) in ids, in order."""
         images = self.images
+        for level, index in ids:
+            _check_node(level, index)
         need = max(((index + 1) << level for level, index in ids), default=0)
         self.cover(need)
         self._snapshot(fresh=False)
@@ -778,6 +810,9 @@ class LogStore:
         Every id must be a complete subtree of the committed tree. Proofs
         and the read API take this path (see _HashCache).
         """
+        for level, index in ids:
+            _check_node(level, index)
+        self._check_stored(max(((index + 1) << level for level, index in ids), default=0))
         return self._hash_cache.read_hashes(ids)
 
     def inclusion_proof(self, leaf_index: int, tree_size: int) -> list[bytes]:
@@ -807,7 +842,7 @@ class LogStore:
         if tree_size > self._stored_size:
             raise TreeRangeError(
                 f"tree_size {tree_size} is beyond the committed tree_size"
-                f" {self._stored_size}; a proof needs a stored tree"
+                f" {self._stored_size}; only stored trees can be read or proved"
             )
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
@@ -888,7 +923,7 @@ class LogStore:
         check_entry_sizes(entries)
         with self.env.begin(write=True) as txn:
             meta_value = txn.get(_TREE_SIZE, db=self._dbs["meta"])
-            tree_size = _U64.unpack(meta_value)[0] if meta_value else 0
+            tree_size = _u64(meta_value, "the stored tree_size") if meta_value else 0
             # The write transaction holds LMDB's writer lock, so a read
             # transaction begun now sees the same tree; its buffers let the
             # index search runs without copying them.
@@ -937,7 +972,7 @@ class LogStore:
 
     def _check_committed(self, txn: lmdb.Transaction, tree_size: int) -> None:
         value = txn.get(_TREE_SIZE, db=self._dbs["meta"])
-        committed = _U64.unpack(value)[0] if value else 0
+        committed = _u64(value, "the stored tree_size") if value else 0
         if not 0 <= tree_size <= committed:
             raise StoreError(
                 f"tree_size {tree_size} is beyond the committed tree_size {committed};"

@@ -9,9 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.merkle import (
+    TreeRangeError,
     consistency_proof,
     inclusion_proof,
     leaf_hash,
+    node_hash,
     root_hash,
     verify_consistency,
     verify_inclusion,
@@ -209,3 +211,12 @@ def test_random_batches_prove_against_reference(tmp_path_factory, batches):
                     proof = consistency_proof(size1, tree_size, view)
                     old_root = reference_root(stored[:size1])
                     verify_consistency(size1, tree_size, proof, old_root, root)
+
+
+def test_read_beyond_tree_raises_range(store):
+    store.append_batch([b"one", b"two"])
+    with pytest.raises(TreeRangeError, match="beyond the committed tree_size 2"):
+        store.read_hashes([(0, 2)])
+    with pytest.raises(TreeRangeError, match="beyond the committed tree_size 2"):
+        store.read_hashes([(40, 0)])
+    assert store.read_hashes([(1, 0)]) == [node_hash(leaf_hash(b"one"), leaf_hash(b"two"))]

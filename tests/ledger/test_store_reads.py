@@ -6,7 +6,13 @@ import threading
 
 import pytest
 
-from ledger.merkle import inclusion_proof, leaf_hash, root_hash, verify_inclusion
+from ledger.merkle import (
+    TreeRangeError,
+    inclusion_proof,
+    leaf_hash,
+    root_hash,
+    verify_inclusion,
+)
 from ledger.store import CorruptStoreError, LogStore
 
 
@@ -70,10 +76,23 @@ def test_proofs_through_store_verify_while_growing(store):
 
 
 def test_missing_hash_raises_corrupt(store):
-    store.append_batch(_entries(10))
+    store.append_batch(_entries(40))
+    # Delete the rows of levels 0 and 4 that hold the first hashes.
+    with store.env.begin(write=True) as txn:
+        for level in (0, 4):
+            key = level.to_bytes(1, "big") + (0).to_bytes(8, "big")
+            assert txn.delete(key, db=store._dbs["hashes"])
     with pytest.raises(CorruptStoreError, match="level 0 row 0"):
         store.read_hashes([(0, 10)])
     with pytest.raises(CorruptStoreError, match="level 4 row 0"):
+        store.read_hashes([(4, 0)])
+
+
+def test_hash_beyond_tree_raises_range(store):
+    store.append_batch(_entries(10))
+    with pytest.raises(TreeRangeError, match="beyond the committed tree_size 10"):
+        store.read_hashes([(0, 10)])
+    with pytest.raises(TreeRangeError, match="beyond the committed tree_size 10"):
         store.read_hashes([(4, 0)])
 
 

@@ -19,7 +19,7 @@ Layout (one LMDB environment, a few named databases, integers big-endian):
 - `checkpoints`: tree_size -> signed checkpoint note, every one ever signed.
 - `published`: tree_size -> CBOR map of the published note (cosigned when
   witnesses are configured) and its time-stamp token.
-- `meta`: `format` (the layout version, 2), `tree_size`, `published`
+- `meta`: `format` (the layout version, 3), `tree_size`, `published`
   (tree_size of the latest published checkpoint) and the configuration
   (`origin`, `witnesses`, `quorum`).
 
@@ -55,7 +55,7 @@ HASHES_PER_ROW = 2032
 # levels below it from one aligned block of BLOCK leaf hashes.
 LEVEL_STEP = 4
 BLOCK = 1 << LEVEL_STEP
-FORMAT = b"2"
+FORMAT = b"3"
 
 DEFAULT_MAP_SIZE = 1 << 40
 

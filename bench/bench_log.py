@@ -3,11 +3,13 @@
 Figures, each measured in the same run:
 
 1. Sustained durable append rate through the Sequencer: LEDGER_BENCH_ENTRIES
-   (default 1,000,000) entries of 300 bytes from 64 concurrent writers, each
-   with 64 appends in flight. pymerkle 7's InmemoryTree and SqliteTree
-   append the same entries. Then a tenth as many entries follow with one
-   append in flight per writer.
-2. Integration latency (submit to durable) at half the rate of step 1.
+   (default 1,000,000) entries of 300 bytes from 64 concurrent writers,
+   each submitting groups of 64 with submit_many; then as many again with
+   64 appends in flight per writer, one task per append; then a tenth as
+   many with one append in flight per writer. pymerkle 7's InmemoryTree
+   and SqliteTree append the same entries.
+2. Integration latency (submit to durable) at half the maximum rate of
+   each way of submitting in step 1.
 3. Inclusion and consistency proof latency at 1M leaves and at the large
    size (LEDGER_BENCH_LARGE, default 10,000,000), against pymerkle at 1M,
    built by LogStore as the HTTP read API builds them: in the process that
@@ -174,9 +176,12 @@ async def sequencer_rate(
 
 
 async def integration_latency(
-    store, rate: float, first: int, seconds: float
+    store, rate: float, first: int, seconds: float, grouped: bool = False
 ) -> tuple[list[float], list[float]]:
     """Submit entries at a fixed rate (open loop) for `seconds`.
+
+    Each millisecond tick submits the entries whose time has come: one
+    submit() each, or, when grouped, one submit_many() for all of them.
 
     Returns the latencies from submit() to the resolved future and the
     pauses of the cyclic garbage collector during the run, both in ms.
@@ -200,11 +205,11 @@ async def integration_latency(
     submitting_over = False
     all_done = asyncio.Event()
 
-    def record(submitted: float) -> Callable[[object], None]:
+    def record(submitted: float, entries: int = 1) -> Callable[[object], None]:
         def done(_: object) -> None:
             nonlocal outstanding
-            latencies.append((time.perf_counter() - submitted) * 1000)
-            outstanding -= 1
+            latencies.extend([(time.perf_counter() - submitted) * 1000] * entries)
+            outstanding -= entries
             if not outstanding and submitting_over:
                 all_done.set()
 
@@ -221,7 +226,12 @@ async def integration_latency(
                 # Submit every entry whose scheduled time has come. The
                 # entries of one tick share a callback and a start time.
                 due = int((now - begin) / interval) + first
-                if number < due:
+                if number < due and grouped:
+                    outstanding += due - number
+                    group = [make_entry(n) for n in range(number, due)]
+                    sequencer.submit_many(group).add_done_callback(record(now, len(group)))
+                    number = due
+                elif number < due:
                     done = record(now)
                     outstanding += due - number
                     for entry_number in range(number, due):
@@ -241,26 +251,31 @@ def child_append(folder: Path, count: int) -> dict:
 
     single = max(count // 10, 1)
     with LogStore(folder, create=True) as store:
-        rate, batches = asyncio.run(sequencer_rate(store, 0, count, PIPELINE))
-        grouped_count = max(count // 5, 1)
         grouped_rate, grouped_batches = asyncio.run(
-            sequencer_rate(store, count, grouped_count, PIPELINE, grouped=True)
+            sequencer_rate(store, 0, count, PIPELINE, grouped=True)
         )
-        count += grouped_count
+        rate, batches = asyncio.run(sequencer_rate(store, count, count, PIPELINE))
         single_rate, single_batches = asyncio.run(
-            sequencer_rate(store, count, single, 1)
+            sequencer_rate(store, 2 * count, single, 1)
         )
+        # Latency at half the maximum rate of each way of submitting.
+        first = 2 * count + single
         latencies, collector_pauses = asyncio.run(
-            integration_latency(store, rate / 2, count + single, 15.0)
+            integration_latency(store, rate / 2, first, 15.0)
+        )
+        first += len(latencies)
+        grouped_latencies, grouped_pauses = asyncio.run(
+            integration_latency(store, grouped_rate / 2, first, 15.0, grouped=True)
         )
         tree_size = store.tree_size()
-        figures = measure_proofs(store, tree_size)
+        # Proofs for the tree of the first `count` leaves, the size pymerkle
+        # is measured at; the store answers them for any stored size.
+        figures = measure_proofs(store, count)
     size = disk_bytes(folder)
     figures.update(
         rate=rate,
         batches=batches,
         grouped_rate=grouped_rate,
-        grouped_count=grouped_count,
         grouped_batches=grouped_batches,
         single_rate=single_rate,
         single_count=single,
@@ -270,6 +285,10 @@ def child_append(folder: Path, count: int) -> dict:
         latency_p99_ms=percentile(latencies, 0.99),
         latency_gc_pause_max_ms=max(collector_pauses, default=0.0),
         latency_gc_pause_total_ms=sum(collector_pauses),
+        grouped_latency_rate=grouped_rate / 2,
+        grouped_latency_median_ms=statistics.median(grouped_latencies),
+        grouped_latency_p99_ms=percentile(grouped_latencies, 0.99),
+        grouped_latency_gc_pause_max_ms=max(grouped_pauses, default=0.0),
         tree_size=tree_size,
         disk_per_entry=size / tree_size,
         rss_mib=peak_rss_mib(),
@@ -367,12 +386,13 @@ def run(report) -> None:
         sha_before = sha256_nanoseconds()
         small = run_child("child-append", str(work / "log.lmdb"), str(count))
         print(
-            f"sequencer: {count:,} entries from {WRITERS} writers with {PIPELINE}"
-            f" appends in flight each took {small['batches']:,} commits;"
-            f" {small['grouped_count']:,} entries as submit_many groups of"
-            f" {PIPELINE} took {small['grouped_batches']:,} commits;"
-            f" {small['single_count']:,} entries with one in flight each took"
-            f" {small['single_batches']:,} commits",
+            f"sequencer: {count:,} entries from {WRITERS} writers as submit_many"
+            f" groups of {PIPELINE} took {small['grouped_batches']:,} commits;"
+            f" {count:,} entries from {WRITERS} writers with {PIPELINE} appends"
+            f" in flight each (one task per append) took {small['batches']:,}"
+            f" commits; {small['single_count']:,} entries with one in flight each"
+            f" took {small['single_batches']:,} commits; the tree then had"
+            f" {small['tree_size']:,} leaves",
             flush=True,
         )
         print(
@@ -398,22 +418,25 @@ def run(report) -> None:
         label = f"{count // 1000}k" if count < 1_000_000 else f"{count / 1e6:g}M"
         big_label = f"{big['tree_size'] / 1e6:.3g}M"
         report.add(
-            f"durable appends via sequencer, {WRITERS} writers x {PIPELINE} ({label})",
-            small["rate"],
+            f"durable appends via sequencer, {WRITERS} writers x {PIPELINE}-entry"
+            f" submit_many groups ({label})",
+            small["grouped_rate"],
             "entries/s",
             peer="pymerkle InmemoryTree (not durable)",
             peer_value=peers["inmemory_rate"],
         )
         report.add(
-            f"durable appends via sequencer, {WRITERS} writers x {PIPELINE} ({label})",
-            small["rate"],
+            f"durable appends via sequencer, {WRITERS} writers x {PIPELINE}-entry"
+            f" submit_many groups ({label})",
+            small["grouped_rate"],
             "entries/s",
             peer="pymerkle SqliteTree append_entries",
             peer_value=peers["sqlite_rate"],
         )
         report.add(
-            f"durable appends via submit_many, {WRITERS} writers x {PIPELINE}-entry groups",
-            small["grouped_rate"],
+            f"durable appends via sequencer, {WRITERS} writers x {PIPELINE} in flight,"
+            f" one task per append ({label})",
+            small["rate"],
             "entries/s",
             peer="pymerkle SqliteTree append_entries",
             peer_value=peers["sqlite_rate"],
@@ -424,13 +447,37 @@ def run(report) -> None:
             "entries/s",
         )
         report.add(
-            f"integration latency median at {small['latency_rate']:,.0f}/s",
+            f"integration latency median at {small['grouped_latency_rate']:,.0f}/s,"
+            " one submit_many per millisecond",
+            small["grouped_latency_median_ms"],
+            "ms",
+        )
+        report.add(
+            f"integration latency p99 at {small['grouped_latency_rate']:,.0f}/s,"
+            " one submit_many per millisecond",
+            small["grouped_latency_p99_ms"],
+            "ms",
+        )
+        report.add(
+            "longest garbage-collector pause during the submit_many latency run",
+            small["grouped_latency_gc_pause_max_ms"],
+            "ms",
+        )
+        report.add(
+            f"integration latency median at {small['latency_rate']:,.0f}/s,"
+            " one submit() per entry",
             small["latency_median_ms"],
             "ms",
         )
         report.add(
-            f"integration latency p99 at {small['latency_rate']:,.0f}/s",
+            f"integration latency p99 at {small['latency_rate']:,.0f}/s,"
+            " one submit() per entry",
             small["latency_p99_ms"],
+            "ms",
+        )
+        report.add(
+            "longest garbage-collector pause during the submit() latency run",
+            small["latency_gc_pause_max_ms"],
             "ms",
         )
         for kind in ("inclusion", "consistency"):
@@ -460,10 +507,11 @@ def run(report) -> None:
                 big[f"{kind}_cpu_median_us"],
                 "us",
             )
-        report.add(f"peak RSS of the log process at {label}", small["rss_mib"], "MiB")
+        tree_label = f"{small['tree_size'] / 1e6:.3g}M"
+        report.add(f"peak RSS of the log process at {tree_label}", small["rss_mib"], "MiB")
         report.add(f"peak RSS of the log process at {big_label}", big["rss_mib"], "MiB")
         report.add(
-            f"anonymous RSS of the log process at {label}",
+            f"anonymous RSS of the log process at {tree_label}",
             small["anonymous_rss_mib"],
             "MiB",
         )
@@ -473,7 +521,7 @@ def run(report) -> None:
             "MiB",
         )
         report.add(
-            f"disk bytes per entry at {label} ({ENTRY_SIZE}-byte entries)",
+            f"disk bytes per entry at {tree_label} ({ENTRY_SIZE}-byte entries)",
             small["disk_per_entry"],
             "bytes",
         )

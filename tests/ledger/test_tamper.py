@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from ledger.log import init_log, open_log
 from ledger.merkle import leaf_hash
 from ledger.publisher import Publisher
 
-LEDGER = [sys.executable, "-m", "gateway.cli"]
+from .damage import check, flip_everywhere
 
 
 def make_entry(leaf_index: int) -> bytes:
@@ -42,32 +40,6 @@ def copy(pristine, tmp_path) -> Path:
     folder = tmp_path / "log"
     shutil.copytree(pristine, folder)
     return folder
-
-
-def flip_everywhere(folder: Path, pattern: bytes, offset: int) -> int:
-    """Flip the byte at `offset` inside every copy of `pattern` in the LMDB file.
-
-    LMDB writes pages copy-on-write, so stale copies of a record may sit in
-    free pages; flipping each copy makes sure the live one is changed.
-    """
-    path = folder / "log.lmdb" / "data.mdb"
-    data = bytearray(path.read_bytes())
-    count = 0
-    position = data.find(pattern)
-    while position >= 0:
-        data[position + offset] ^= 0x01
-        count += 1
-        position = data.find(pattern, position + 1)
-    path.write_bytes(bytes(data))
-    return count
-
-
-def check(folder: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        LEDGER + ["log", "check", "--data", str(folder)],
-        capture_output=True,
-        timeout=120,
-    )
 
 
 def test_untouched_log_passes(copy):

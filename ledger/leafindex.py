@@ -7,8 +7,9 @@ whose newest part is the log itself:
 
 - The tail: the leaves after the last full chunk of FLUSH leaves are not in
   any run. Their leaf hashes are already durable as stored hashes of level
-  0, so the appending process keeps them in a dict, rebuilt from those
-  stored hashes when it opens the store or sees another process's appends.
+  0, so the appending process keeps them in a dict. It rebuilds the dict
+  from those stored hashes after opening the store or after another
+  process appended.
   A reader without that dict scans the stored hashes of the tail, at most
   FLUSH + one batch of them.
 - The runs: when the tail holds a full chunk, the append transaction that
@@ -44,8 +45,8 @@ RECORD_SIZE = 8
 _KEY = struct.Struct(">Q")
 _U32 = np.dtype("<u4")
 
-# Returns the concatenated stored leaf hashes of leaves [first, end) as the
-# given transaction sees them.
+# Returns the concatenated stored leaf hashes of leaves [first, end), read
+# in the given transaction.
 LeafHashReader = Callable[[lmdb.Transaction, int, int], bytes]
 
 
@@ -158,7 +159,7 @@ class LeafIndex:
     # The tail.
 
     def _synced_tail(self, txn: lmdb.Transaction, tree_size: int) -> _Tail:
-        """Return the tail dict of the tree the write transaction sees."""
+        """Return the tail dict of the committed tree that txn reads."""
         tail = self._tail
         flushed = self.flushed(txn)
         if tail.flushed == flushed and tail.size == tree_size:

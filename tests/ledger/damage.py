@@ -13,7 +13,7 @@ def flip_everywhere(folder: Path, pattern: bytes, offset: int, mask: int = 0x01)
     """XOR mask into the byte at `offset` of every copy of `pattern` in data.mdb.
 
     LMDB writes pages copy-on-write, so stale copies of a record may sit in
-    free pages; changing each copy makes sure that the live one is changed.
+    free pages. Changing each copy makes sure that the live one is changed.
     Returns the number of copies changed.
     """
     path = folder / "log.lmdb" / "data.mdb"

@@ -17,6 +17,8 @@ from pathlib import Path
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+# 128 + SIGINT, as a shell reports a command ended by Ctrl-C.
+EXIT_INTERRUPTED = 130
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,10 +73,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         " as an `import` entry and append it through the sequencer. Each"
         " entry's leaf_index is printed once the entry is durable, so the"
         " printed lines are exactly the acknowledged entries, in input order."
-        " With LEDGER_PASSPHRASE set, checkpoints are published as well.",
+        " Every entry of one run carries the same time, printed on standard"
+        " error at the start, so identical lines are one entry: a repeated"
+        " line prints the leaf_index of its first copy. To resume an"
+        " interrupted import without storing lines twice, run it again with"
+        " --time set to that time. A line of more than about 65,000 bytes"
+        " stops the import there. With LEDGER_PASSPHRASE set, checkpoints are"
+        " published as well.",
     )
     append.add_argument("--data", required=True, type=Path, metavar="DIR",
                         help="data folder that `ledger init` created")
+    append.add_argument("--time", type=int, metavar="MS",
+                        help="the time of the entries, in milliseconds since"
+                        " 1970 (default: now); pass an earlier run's time to"
+                        " resume it")
     _add_checkpoint_options(append)
     append.set_defaults(handler=_append)
 
@@ -349,16 +361,39 @@ def _append(args: argparse.Namespace) -> int:
     problem = _check_intervals(args)
     if problem:
         return _fail(problem, EXIT_USAGE)
+    if args.time is not None and args.time < 0:
+        return _fail(f"--time {args.time} is negative; give milliseconds since 1970", EXIT_USAGE)
     try:
         log = _open(args, _passphrase())
     except (StoreError, KeyFileError) as error:
         return _fail(str(error))
     if log.signer is not None:
         _limit_repeated_warnings()
+    if args.time is None:
+        args.time = int(time.time() * 1000)
+    resume = f"run it again with --time {args.time}"
+    print(
+        f"ledger: appending entries with time {args.time}; to resume this import"
+        f" after an interruption without storing lines twice, {resume}",
+        file=sys.stderr,
+    )
+    if log.signer is None:
+        print(
+            "ledger: LEDGER_PASSPHRASE is not set, so the entries are stored but"
+            " no checkpoint is published; `ledger serve` with the passphrase"
+            " publishes one",
+            file=sys.stderr,
+        )
     try:
         return asyncio.run(_append_lines(log, args, sys.stdin.buffer.fileno(), sys.stdout))
     except lmdb.Error as error:
         return _fail(str(_store_error(args.data, error)))
+    except KeyboardInterrupt:
+        return _fail(
+            "interrupted: the printed leaf indexes are the acknowledged entries;"
+            f" to append the rest, {resume}",
+            EXIT_INTERRUPTED,
+        )
     finally:
         log.close()
 
@@ -367,7 +402,6 @@ async def _append_lines(log, args: argparse.Namespace, descriptor: int, output) 
     import asyncio
     import collections
     import os
-    import time
 
     from ledger.entry import EntryError, encode_entry
     from ledger.sequencer import Sequencer
@@ -423,16 +457,15 @@ async def _append_lines(log, args: argparse.Namespace, descriptor: int, output) 
             for line in lines:
                 line_number += 1
                 data = line.removesuffix(b"\r")
-                entry = {
-                    "v": 1,
-                    "type": "import",
-                    "time": int(time.time() * 1000),
-                    "data": data,
-                }
+                entry = {"v": 1, "type": "import", "time": args.time, "data": data}
                 try:
                     encoded = encode_entry(entry)
                 except EntryError as error:
-                    status = _fail(f"line {line_number} was not appended: {error}")
+                    status = _fail(
+                        f"line {line_number} was not appended: {error}; it and the"
+                        " lines after it were not read, so shorten it and run the"
+                        f" import again with --time {args.time}"
+                    )
                     break
                 await window.acquire()
                 future = sequencer.submit(encoded)

@@ -95,6 +95,68 @@ def test_append_prints_acknowledged_indexes(data):
         log.close()
 
 
+def test_append_resumes_with_same_time(data):
+    lines = [f"resumed record {i}".encode() for i in range(150)]
+    first = run(
+        ["log", "append", "--data", str(data), "--time", "1764800000000"],
+        stdin=b"\n".join(lines[:100]) + b"\n",
+    )
+    assert first.returncode == 0, first.stderr
+    assert b"--time 1764800000000" in first.stderr
+    # The whole input again, with the first run's time: the stored lines
+    # print their first leaf_index and only the rest are new.
+    again = run(
+        ["log", "append", "--data", str(data), "--time", "1764800000000"],
+        stdin=b"\n".join(lines) + b"\n",
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.decode().split() == [str(i) for i in range(150)]
+    log = open_log(data)
+    try:
+        assert log.store.tree_size() == 150
+    finally:
+        log.close()
+
+
+def test_append_repeated_line_prints_first_index(data):
+    result = run(["log", "append", "--data", str(data)], stdin=b"same\nother\nsame\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().split() == ["0", "1", "0"]
+
+
+def test_append_new_run_new_entries(data):
+    run(["log", "append", "--data", str(data), "--time", "1"], stdin=b"line\n")
+    result = run(["log", "append", "--data", str(data), "--time", "2"], stdin=b"line\n")
+    assert result.stdout.decode().split() == ["1"]
+
+
+def test_append_rejects_negative_time(data):
+    result = run(["log", "append", "--data", str(data), "--time", "-5"], stdin=b"x\n")
+    assert result.returncode == 2
+    assert b"--time -5 is negative" in result.stderr
+
+
+def test_append_interrupted_one_line(data):
+    env = dict(os.environ, LEDGER_PASSPHRASE="pw")
+    process = subprocess.Popen(
+        LEDGER + ["log", "append", "--data", str(data), "--time", "7"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    process.stdin.write(b"before the interruption\n")
+    process.stdin.flush()
+    # The first acknowledgment shows that the command is running.
+    assert process.stdout.readline() == b"0\n"
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert b"Traceback" not in stderr
+    assert b"interrupted" in stderr
+    assert b"--time 7" in stderr
+
+
 def test_append_rejects_oversized_line(data):
     stdin = b"first\nsecond\n" + b"x" * 70_000 + b"\nnever\n"
     result = run(["log", "append", "--data", str(data)], stdin=stdin)

@@ -326,7 +326,7 @@ async def _demo(pdf: bytes, out: Path, password: str | None, passphrase: bytes) 
     print(f"  trust policy       {out / 'policy.txt'}")
     print(f"  trust anchors      {out / 'tsa-root.pem'}, {out / 'ca-root.pem'}")
     print(
-        f"  log data           {log_dir}  (serve it again: ledger serve --data {log_dir})"
+        f"  log data           {log_dir}  (serve it again: ledger serve --data {log_dir} --read-only)"
     )
     print(f"  verify again       {verify_command(out, password)}")
     print(f"  result             {result.verdict}")

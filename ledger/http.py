@@ -104,7 +104,9 @@ def _parse_hash(text: str) -> bytes:
             value = base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
     except (ValueError, binascii.Error) as error:
         raise RequestError(
-            400, f"leaf_hash {text!r} is neither hex nor base64"
+            400,
+            f"leaf_hash {text!r} is neither hex nor base64; give 64 hex digits,"
+            " or URL-encode base64 (a '+' in a query string reads as a space)",
         ) from error
     if len(value) != HASH_SIZE:
         raise RequestError(

@@ -180,6 +180,13 @@ def run_verify(args: argparse.Namespace) -> int:
     from gateway.verify import TrustAnchor, verify_bundle
     from ledger.evidence import MAX_ANCHOR_SIZE, MAX_BUNDLE_SIZE, read_bounded
 
+    if args.report and args.report.suffix.lower() not in (".html", ".htm", ".pdf"):
+        # Checked first, so that a long verification is not run for nothing.
+        print(
+            f"ledger verify: report file {args.report} must end in .html or .pdf",
+            file=sys.stderr,
+        )
+        return 2
     try:
         data = read_bounded(args.evidence, MAX_BUNDLE_SIZE)
         policy_text = (

@@ -628,3 +628,19 @@ def test_pdf_mode_needs_own_trust_anchors(cluster, tmp_path):
     assert result.returncode == 1
     assert "--policy FILE" in result.stderr
     assert "--tsa-root FILE" in result.stderr
+
+
+def test_report_suffix_checked_before_verifying(tmp_path):
+    # The file need not even be a bundle: the suffix is rejected first.
+    bundle = tmp_path / "contract.evidence"
+    bundle.write_bytes(b"not read")
+    ledger = [sys.executable, "-m", "gateway.cli", "verify", str(bundle)]
+    result = subprocess.run(
+        [*ledger, "--report", str(tmp_path / "r.txt")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "must end in .html or .pdf" in result.stderr
+    assert result.stdout == ""

@@ -958,11 +958,21 @@ class LogStore:
         with self.env.begin(write=True) as txn:
             self._check_committed(txn, checkpoint.tree_size)
             latest = txn.get(_PUBLISHED, db=meta)
-            if latest is not None and _U64.unpack(latest)[0] > checkpoint.tree_size:
+            latest_size = _u64(latest, "the published pointer") if latest is not None else -1
+            if latest_size > checkpoint.tree_size:
                 raise StoreError(
                     f"tree_size {checkpoint.tree_size} is below the latest published"
-                    f" tree_size {_U64.unpack(latest)[0]}"
+                    f" tree_size {latest_size}"
                 )
+            if latest_size == checkpoint.tree_size and checkpoint.time_stamp_token is None:
+                # Another process may have published this tree_size with a
+                # time-stamp token; a note without one must not replace it.
+                stored = txn.get(_U64.pack(latest_size), db=self._dbs["published"])
+                try:
+                    if stored is not None and cbor2.loads(bytes(stored)).get("tsr"):
+                        return
+                except (cbor2.CBORDecodeError, AttributeError):
+                    pass  # a damaged record is replaced
             txn.put(
                 _U64.pack(checkpoint.tree_size),
                 cbor2.dumps(record),

@@ -220,3 +220,15 @@ def test_read_beyond_tree_raises_range(store):
     with pytest.raises(TreeRangeError, match="beyond the committed tree_size 2"):
         store.read_hashes([(40, 0)])
     assert store.read_hashes([(1, 0)]) == [node_hash(leaf_hash(b"one"), leaf_hash(b"two"))]
+
+
+def test_publish_keeps_time_stamped_note_of_same_size(store):
+    store.append_batch([b"stamped"])
+    store.publish_checkpoint(PublishedCheckpoint(1, b"note with token", b"token"))
+    store.publish_checkpoint(PublishedCheckpoint(1, b"note without token"))
+    latest = store.latest_checkpoint()
+    assert latest.note == b"note with token"
+    assert latest.time_stamp_token == b"token"
+    store.append_batch([b"next"])
+    store.publish_checkpoint(PublishedCheckpoint(2, b"larger tree"))
+    assert store.latest_checkpoint().note == b"larger tree"

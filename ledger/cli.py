@@ -12,7 +12,6 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 EXIT_FAILURE = 1
@@ -260,6 +259,8 @@ async def _serve_log(log, args: argparse.Namespace, host: str, port: int) -> int
         _limit_repeated_warnings()
         time_stamp = None
         if args.tsa is not None:
+            from ledger.log import TimeStampWarningFilter
+
             logging.getLogger("ledger.publisher").addFilter(TimeStampWarningFilter())
             tsa_session = aiohttp.ClientSession(timeout=DEFAULT_TIMEOUT)
             time_stamp = remote_stamper(args.tsa, tsa_session)
@@ -291,53 +292,6 @@ async def _serve_log(log, args: argparse.Namespace, host: str, port: int) -> int
         if tsa_session is not None:
             await tsa_session.close()
     return 0
-
-
-class TimeStampWarningFilter(logging.Filter):
-    """A logging filter that collapses failed time-stamp warnings across tree sizes.
-
-    The publisher names the tree_size in each warning, so while the TSA is
-    down every new checkpoint would log a new line. A warning whose
-    arguments contain the stamping error is keyed on that error alone: the
-    first passes, repeats within `window` seconds are dropped, and the next
-    one after it passes with the number dropped. Other records pass.
-    """
-
-    def __init__(
-        self, window: float = 60.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        super().__init__()
-        self.window = window
-        self.clock = clock
-        # error text -> [time it last passed, repeats dropped since then]
-        self._seen: dict[str, list] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        from ledger.tsa.errors import TimeStampError
-
-        if record.levelno < logging.WARNING or not isinstance(record.args, tuple):
-            return True
-        errors = [
-            arg for arg in record.args if isinstance(arg, (TimeStampError, TimeoutError))
-        ]
-        if not errors:
-            return True
-        key = f"{type(errors[0]).__name__}: {errors[0]}"
-        now = self.clock()
-        seen = self._seen.get(key)
-        if seen is None:
-            if len(self._seen) >= 256:
-                self._seen.pop(next(iter(self._seen)))
-            self._seen[key] = [now, 0]
-            return True
-        seen[1] += 1
-        if now - seen[0] < self.window:
-            return False
-        elapsed = now - seen[0]
-        record.msg = f"{record.getMessage()} (repeated {seen[1]} times in {elapsed:.0f} s)"
-        record.args = None
-        seen[0], seen[1] = now, 0
-        return True
 
 
 def _limit_repeated_warnings() -> None:

@@ -152,24 +152,55 @@ class RepeatedRecordFilter(logging.Filter):
         # message -> [time it last passed, repeats dropped since then]
         self._seen: dict[str, list] = {}
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def key(self, record: logging.LogRecord) -> str | None:
+        """Return what makes two records repeats, or None to let the record pass."""
         if record.levelno < logging.WARNING:
+            return None
+        return record.getMessage()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = self.key(record)
+        if key is None:
             return True
-        message = record.getMessage()
         now = self.clock()
-        seen = self._seen.get(message)
+        seen = self._seen.get(key)
         if seen is None:
             if len(self._seen) >= self.MAX_MESSAGES:
                 self._seen.pop(next(iter(self._seen)))
-            self._seen[message] = [now, 0]
+            self._seen[key] = [now, 0]
             return True
         seen[1] += 1
         if now - seen[0] < self.window:
             return False
+        message = record.getMessage()
         record.msg = f"{message} (repeated {seen[1]} times in {now - seen[0]:.0f} s)"
         record.args = None
         seen[0], seen[1] = now, 0
         return True
+
+
+class TimeStampWarningFilter(RepeatedRecordFilter):
+    """A logging filter that collapses failed time-stamp warnings across tree sizes.
+
+    The publisher names the tree_size in each warning, so while the TSA is
+    down every new checkpoint would log a new line. A warning whose
+    arguments contain the stamping error is keyed on that error alone: the
+    first passes, repeats within `window` seconds are dropped, and the next
+    one after it passes with the number dropped. Other records pass.
+    """
+
+    def key(self, record: logging.LogRecord) -> str | None:
+        """Return the first time-stamping error among the record's arguments."""
+        from ledger.tsa.errors import TimeStampError
+
+        if record.levelno < logging.WARNING or not isinstance(record.args, tuple):
+            return None
+        errors = [
+            arg for arg in record.args if isinstance(arg, (TimeStampError, TimeoutError))
+        ]
+        if not errors:
+            return None
+        return f"{type(errors[0]).__name__}: {errors[0]}"
 
 
 class LogCheckError(Exception):

@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from ledger.checkpoint import open_checkpoint
-from ledger.cli import TimeStampWarningFilter
 from ledger.entry import decode_entry
-from ledger.log import RepeatedRecordFilter, open_log
+from ledger.log import RepeatedRecordFilter, TimeStampWarningFilter, open_log
 from ledger.store import LogConfig, LogStore
 from ledger.note import Ed25519Verifier
 from ledger.tsa.errors import TimeStampError

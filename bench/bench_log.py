@@ -269,7 +269,7 @@ def child_append(folder: Path, count: int) -> dict:
         )
         tree_size = store.tree_size()
         # Proofs for the tree of the first `count` leaves, the size pymerkle
-        # is measured at; the store answers them for any stored size.
+        # is measured at; the store builds them for any stored size.
         figures = measure_proofs(store, count)
     size = disk_bytes(folder)
     figures.update(

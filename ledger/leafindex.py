@@ -12,7 +12,7 @@ whose newest part is the log itself:
   process appended.
   A reader without that dict scans the stored hashes of the tail, at most
   FLUSH + one batch of them.
-- The runs: when the tail holds a full chunk, the append transaction that
+- The runs: when the tail contains a full chunk, the append transaction that
   completes it writes the chunk as one run. A run is one LMDB record keyed
   by its first leaf_index (8 bytes, big-endian). Its value is two
   little-endian uint32 arrays of equal length: the leaves' 32-bit hash
@@ -194,7 +194,7 @@ class LeafIndex:
         """Find which of a batch of leaf hashes the tree already contains.
 
         snapshot is a read transaction with buffers=True, begun after the
-        write transaction, so that it sees the same tree without copying
+        write transaction, so that it reads the same tree without copying
         runs; tree_size is that tree's size. leaf_hashes concatenates the
         32-byte hashes of `hashes`. Returns ({position in the batch:
         leaf_index} for each stored one, the leaves the runs cover).
@@ -288,7 +288,7 @@ class LeafIndex:
     # Reads.
 
     def find(self, txn: lmdb.Transaction, tree_size: int, leaf_hash: bytes) -> int | None:
-        """Return the leaf_index of leaf_hash in the tree txn sees, or None."""
+        """Return the leaf_index of leaf_hash in the tree that txn reads, or None."""
         leaf_hash = bytes(leaf_hash)
         leaf_index = self._tail.leaves.get(leaf_hash)
         if leaf_index is not None and leaf_index < tree_size:

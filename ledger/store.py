@@ -90,11 +90,11 @@ class CorruptStoreError(StoreError):
     """The store lacks a record its own tree_size requires: data was lost."""
 
 
-def _u64(value: bytes | memoryview, what: str) -> int:
+def _u64(value: bytes | memoryview, record: str) -> int:
     """Decode an 8-byte big-endian integer; raise CorruptStoreError otherwise."""
     if len(value) != _U64.size:
         raise CorruptStoreError(
-            f"{what} is {len(value)} bytes, not {_U64.size}; the store is damaged:"
+            f"{record} is {len(value)} bytes, not {_U64.size}; the store is damaged:"
             " restore it from a copy"
         )
     return _U64.unpack(value)[0]
@@ -669,13 +669,14 @@ class _HashCache:
             return [last_span]
         return [(around, self._block(around, min(around + BLOCK, tree_size))), last_span]
 
-    def read_hashes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
-        """Return the stored hash of each (level, index) in ids, in order."""
+    def read_hashes(self, ids: Sequence[tuple[int, int]], tree_size: int) -> list[bytes]:
+        """Return the stored hash of each (level, index) in ids, in order.
+
+        tree_size is a committed size whose tree contains every id; the
+        caller has checked the ids.
+        """
         images = self.images
-        for level, index in ids:
-            _check_node(level, index)
-        need = max(((index + 1) << level for level, index in ids), default=0)
-        self.cover(need)
+        self.cover(tree_size)
         self._snapshot(fresh=False)
         result = []
         for level, index in ids:
@@ -812,8 +813,9 @@ class LogStore:
         """
         for level, index in ids:
             _check_node(level, index)
-        self._check_stored(max(((index + 1) << level for level, index in ids), default=0))
-        return self._hash_cache.read_hashes(ids)
+        tree_size = max(((index + 1) << level for level, index in ids), default=0)
+        self._check_stored(tree_size)
+        return self._hash_cache.read_hashes(ids, tree_size)
 
     def inclusion_proof(self, leaf_index: int, tree_size: int) -> list[bytes]:
         """Build the RFC 9162 inclusion proof of leaf_index in a tree of tree_size.
@@ -924,9 +926,9 @@ class LogStore:
         with self.env.begin(write=True) as txn:
             meta_value = txn.get(_TREE_SIZE, db=self._dbs["meta"])
             tree_size = _u64(meta_value, "the stored tree_size") if meta_value else 0
-            # The write transaction holds LMDB's writer lock, so a read
-            # transaction begun now sees the same tree; its buffers let the
-            # index search runs without copying them.
+            # No other writer can commit while this write transaction is
+            # open, so a read transaction begun now reads the same tree. Its
+            # buffers let the index search runs without copying them.
             with self.env.begin(buffers=True) as snapshot:
                 writer = _BatchWriter(self, txn, snapshot, tree_size)
                 results = writer.append(entries)

@@ -3,7 +3,7 @@
 The docstrings of LogStore.inclusion_proof and consistency_proof promise
 TreeRangeError for a tree_size above the committed one. An intact store
 must not raise CorruptStoreError for such a request, because its message
-tells the operator that data was lost.
+reports lost data to the operator.
 """
 
 from __future__ import annotations
